@@ -1,1 +1,47 @@
+"""The five DIP CDS hook services, one module each, registered with ``@cds_service``.
 
+Prefetch templates are shared here so every service asks the FHIR server the same questions in
+the same way (and a CDS client that prefetches for one service can reuse it for another).
+
+Required prefetch (→ HTTP 412 when it cannot be obtained): ``patient`` everywhere (age and sex
+drive DIP grouping) and ``encounter`` where the hook is about an encounter (encounter-start,
+encounter-discharge; for order-sign/order-select whenever an encounterId is given). Conditions,
+procedures and charge items are optional: without them the cards degrade and say so.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SERVICE_MODULES = (
+    "hooks.patient_view",
+    "hooks.order_select",
+    "hooks.order_sign",
+    "hooks.encounter_start",
+    "hooks.encounter_discharge",
+)
+
+PATIENT = "Patient/{{context.patientId}}"
+ENCOUNTER = "Encounter/{{context.encounterId}}"
+CONDITIONS = "Condition?patient={{context.patientId}}&encounter={{context.encounterId}}&_count=200"
+PROCEDURES = "Procedure?patient={{context.patientId}}&encounter={{context.encounterId}}&_count=200"
+CHARGE_ITEMS = (
+    "ChargeItem?patient={{context.patientId}}&context=Encounter/{{context.encounterId}}&_count=1000"
+)
+OPEN_ENCOUNTERS = "Encounter?patient={{context.patientId}}&status=in-progress&_count=20"
+
+# Everything an encounter-scoped DIP estimate needs: demographics, the stay, its diagnoses,
+# its procedures and its cost so far.
+ENCOUNTER_PREFETCH = {
+    "patient": PATIENT,
+    "encounter": ENCOUNTER,
+    "conditions": CONDITIONS,
+    "procedures": PROCEDURES,
+    "chargeItems": CHARGE_ITEMS,
+}
+
+
+def load_services() -> None:
+    """Import every hook module (each registers its service on import)."""
+    for name in SERVICE_MODULES:
+        importlib.import_module(name)
