@@ -1,0 +1,51 @@
+"""Every demo CDS Hooks request is accepted by the real service, with missing prefetch fetched over
+HTTP from the demo FHIR server (what an integrator does with the Sandbox)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hooks.demo_fhir import create_app as create_fhir_app
+from tests.demo_fhir_helpers import DEMO_REQUESTS, demo_request, serving
+
+create_service_app = pytest.importorskip("cds_service.app").create_app
+settings_from_mapping = pytest.importorskip("cds_service.config").settings_from_mapping
+
+
+class CountingFhir:
+    """The demo FHIR app, counting the requests it answers (to see prefetch being fetched)."""
+
+    def __init__(self) -> None:
+        self.app = create_fhir_app()
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self.paths.append(environ.get("PATH_INFO", ""))
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    settings = settings_from_mapping({"logging": {"level": "WARNING"}})
+    return create_service_app(settings=settings, home=tmp_path_factory.mktemp("home")).test_client()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DEMO_REQUESTS.glob("*.json")))
+def test_each_demo_request_is_accepted_by_its_service(service, name):
+    fhir = CountingFhir()
+    with serving(fhir) as url:
+        request = demo_request(name)
+        request["fhirServer"] = url
+        response = service.post(f"/cds-services/dip-{request['hook']}", json=request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert isinstance(response.get_json()["cards"], list)
+    if "prefetch" in request:
+        assert fhir.paths == []  # the examples carry everything the service's prefetch templates ask for
+    else:
+        assert {"/Patient/demo-appendicitis", "/Encounter/demo-enc-appendicitis", "/ChargeItem"} <= set(
+            fhir.paths
+        )
