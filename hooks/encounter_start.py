@@ -1,14 +1,33 @@
-"""``dip-encounter-start``: at admission, the likely DIP group and its payment standard.
-
-Handler contract: as in :mod:`hooks.order_sign` (no draft orders; encounterId always present).
+"""``dip-encounter-start``: from the admitting diagnosis, the groups the stay can end in — the 保守
+(conservative) group of its 亚目 and the most common procedure groups, with their standards and
+average length of stay — so the team can plan. It is a forecast and says so.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from cards import EncounterStartView
 from cds_service.registry import HookRequest, cds_service
+from grouper import GroupType, OpType
 from hooks import ENCOUNTER_PREFETCH
+from hooks.assess import (
+    NoCatalog,
+    dip_context,
+    encounter_data,
+    estimate_notes,
+    is_inpatient,
+    price_group,
+    stay_of,
+)
+from hooks.order_sign import problem_card
+from terminology.structure import leimu, yamu
+
+MAX_PROCEDURE_GROUPS = 5
+
+
+def _by_frequency(group: Any) -> tuple:
+    return (-(group.case_count or 0), -group.score, group.code)
 
 
 @cds_service(
@@ -23,5 +42,40 @@ from hooks import ENCOUNTER_PREFETCH
     required_prefetch={"patient", "encounter"},
 )
 def handle(req: HookRequest) -> list[dict[str, Any]]:
-    """No cards yet: the DIP cards are built by the hook-services issue."""
-    return []
+    try:
+        ctx = dip_context(req)
+    except NoCatalog as exc:
+        return [problem_card(req, str(exc))]
+    data = encounter_data(req)
+    if not is_inpatient(data.encounter):
+        return []
+    stay = stay_of(req, ctx, data)
+    principal = stay.principal
+    code = principal.best_guess if principal is not None else None
+    if code is None:
+        return []  # no admitting diagnosis yet: nothing to forecast (the order-sign card will say more)
+    catalog = ctx.engine.catalog
+    case = stay.case()
+    groups = catalog.groups_for_yamu(yamu(code) or "")
+    conservative = next((g for g in groups if g.is_conservative), None)
+    procedure_groups = sorted((g for g in groups if not g.is_conservative), key=_by_frequency)
+    comprehensive = [
+        g for g in catalog.groups_for_leimu(leimu(code) or "") if g.type == GroupType.COMPREHENSIVE
+    ]
+    if not groups:  # no core group for the 亚目: the 类目's comprehensive groups are where it goes
+        conservative = next((g for g in comprehensive if g.op_type == OpType.BSZL), None)
+        procedure_groups = sorted((g for g in comprehensive if g is not conservative), key=_by_frequency)
+        comprehensive = []
+    comprehensive = [g for g in comprehensive if g.op_type == OpType.SS]
+    notes = estimate_notes(stay, None, None) + req.notes
+    view = EncounterStartView(
+        catalog_label=ctx.label,
+        diagnosis_code=code,
+        diagnosis_name=principal.name,
+        yamu=yamu(code) or "",
+        conservative=price_group(ctx, case, conservative) if conservative else None,
+        procedure_groups=[price_group(ctx, case, g) for g in procedure_groups[:MAX_PROCEDURE_GROUPS]],
+        comprehensive=price_group(ctx, case, comprehensive[0]) if comprehensive else None,
+        estimate_notes=notes,
+    )
+    return [ctx.templates.build("encounter_start", view, source=ctx.card_source())]

@@ -1,7 +1,7 @@
 """``dip-order-select``: as an order is picked, its cost against the stay's DIP budget.
 
-Handler contract: as in :mod:`hooks.order_sign`; ``req.context["selections"]`` names the newly
-selected orders (validated to exist in ``draftOrders``).
+The card is the order-sign card computed over every order in ``draftOrders`` (the selection is a
+subset of them): the doctor sees the stay's position before anything is signed.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 
 from cds_service.registry import HookRequest, cds_service
 from hooks import ENCOUNTER_PREFETCH
+from hooks.order_sign import order_cards
 
 
 @cds_service(
@@ -24,5 +25,4 @@ from hooks import ENCOUNTER_PREFETCH
     required_prefetch={"patient", "encounter"},
 )
 def handle(req: HookRequest) -> list[dict[str, Any]]:
-    """No cards yet: the DIP cards are built by the hook-services issue."""
-    return []
+    return order_cards(req)

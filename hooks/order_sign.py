@@ -1,18 +1,121 @@
-"""``dip-order-sign``: when orders are signed, the DIP group and remaining budget of the stay.
+"""``dip-order-sign``: when orders are signed, where the stay stands against its DIP payment standard
+and what the new orders do to it (cost, and the group when a draft operation changes it).
 
-Handler contract (for the cards issue): ``handle(req: HookRequest) -> list[card dict]`` — use
-``req.draft_orders()`` (raw, lenient) for the orders being signed, ``req.resource("patient")``,
-``req.resources("conditions" | "procedures" | "chargeItems")`` or ``req.models(key)`` for parsed
-models, ``req.notes`` / ``req.unavailable_prefetch()`` to label degraded answers, ``req.fhir`` for
-further reads and ``req.app_data.terminology`` / ``.catalogs`` for reference data.
+Also the card of ``dip-order-select`` (same question, asked earlier). No open inpatient encounter
+→ no card: DIP pays inpatient stays only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from cards import GroupChangeView, OrderSignView, builders, position_from, unpriced_from
 from cds_service.registry import HookRequest, cds_service
+from costing import cost_of_orders
 from hooks import ENCOUNTER_PREFETCH
+from hooks.assess import (
+    NoCatalog,
+    cost_of_stay,
+    dip_context,
+    encounter_data,
+    estimate_notes,
+    evaluate,
+    group_view,
+    is_estimate,
+    is_inpatient,
+    stay_of,
+    ungrouped_reason,
+)
+from mappings import resolve_code
+from terminology.systems import identify_system
+
+MAX_ORDERS = 1000  # a bundle larger than this is priced in part, and the card says so
+ORDER_STATUSES_IGNORED = frozenset({"revoked", "entered-in-error", "completed", "cancelled"})
+
+
+def draft_procedures(orders: list[dict[str, Any]], terminology: Any) -> list[tuple[str, str]]:
+    """(医保版 ICD-9-CM-3 code, name) of draft operations/procedures: ServiceRequests coded in a
+    procedure code system (国临版 codes are mapped). Charge-item codes and text never count."""
+    found: list[tuple[str, str]] = []
+    for order in orders[:MAX_ORDERS]:
+        if order.get("resourceType") != "ServiceRequest" or order.get("status") in ORDER_STATUSES_IGNORED:
+            continue
+        concept = order.get("code")
+        if isinstance(concept, Mapping) and isinstance(concept.get("concept"), Mapping):
+            concept = concept["concept"]  # R5 CodeableReference
+        for coding in (concept or {}).get("coding") or [] if isinstance(concept, Mapping) else []:
+            if not isinstance(coding, Mapping) or not isinstance(coding.get("code"), str):
+                continue
+            info = identify_system(coding.get("system"))
+            if info is None or info.kind != "px":
+                continue
+            res = resolve_code(terminology, "px", coding["code"], coding.get("system"))
+            if res.mapped and res.code not in {code for code, _ in found}:
+                found.append((res.code, res.display or str(coding.get("display") or "")))
+                break
+    return found
+
+
+def problem_card(req: HookRequest, message: str) -> dict[str, Any]:
+    """The one card a misconfigured request gets (e.g. a region without a catalog)."""
+    return builders.card(
+        summary=f"DIP 提示不可用：{message}"[:139],
+        detail=f"DIP 提示不可用：{builders.plain_text(message)}。请联系信息科配置 DIP 目录。",
+        indicator="warning",
+        source=builders.source("DIP"),
+    )
+
+
+def order_cards(req: HookRequest) -> list[dict[str, Any]]:
+    """The order-sign / order-select status card."""
+    try:
+        ctx = dip_context(req)
+    except NoCatalog as exc:
+        return [problem_card(req, str(exc))]
+    data = encounter_data(req, find_open=True)
+    if not is_inpatient(data.encounter):
+        return []
+    stay = stay_of(req, ctx, data)
+    so_far = cost_of_stay(req, ctx, data)
+    orders = req.draft_orders()
+    order_cost = cost_of_orders(orders[:MAX_ORDERS], ctx.prices)
+    cost = so_far.total if so_far is not None else None
+    case = stay.case()
+    result, pricing = evaluate(ctx, case, cost, order_cost.total)
+    estimate = is_estimate(stay, result)
+    change = None
+    operations = draft_procedures(orders, req.app_data.terminology)
+    if operations:
+        after, after_pricing = evaluate(
+            ctx, stay.case(extra_procedures=[code for code, _ in operations]), cost, order_cost.total
+        )
+        if after.dip_code != result.dip_code and after.grouped:
+            code, name = operations[0]
+            if after.trace.principal_procedure:
+                code = after.trace.principal_procedure
+                name = next((n for c, n in operations if c == code), name)
+            change = GroupChangeView(
+                before=group_view(result, pricing, estimate),
+                after=group_view(after, after_pricing, is_estimate(stay, after)),
+                procedure_code=code,
+                procedure_name=name,
+            )
+        result, pricing = after, after_pricing
+    notes = estimate_notes(stay, result, pricing) + ctx.templates.cost_notes(so_far, order_cost) + req.notes
+    if len(orders) > MAX_ORDERS:
+        notes.append(f"本次共 {len(orders)} 条医嘱，只计算了前 {MAX_ORDERS} 条的费用")
+    view = OrderSignView(
+        catalog_label=ctx.label,
+        group=group_view(result, pricing, estimate),
+        position=position_from(pricing.payment_standard, so_far, order_cost),
+        ungrouped_reason=ungrouped_reason(result, stay, data),
+        group_change=change,
+        priced_order_count=len(order_cost.priced),
+        unpriced_orders=unpriced_from(order_cost)[:20],
+        estimate_notes=list(dict.fromkeys(notes)),
+    )
+    return [ctx.templates.build("order_sign", view, source=ctx.card_source())]
 
 
 @cds_service(
@@ -27,5 +130,4 @@ from hooks import ENCOUNTER_PREFETCH
     required_prefetch={"patient", "encounter"},
 )
 def handle(req: HookRequest) -> list[dict[str, Any]]:
-    """No cards yet: the DIP cards are built by the hook-services issue."""
-    return []
+    return order_cards(req)

@@ -10,8 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from cards import PatientStatusView, position_from
 from cds_service.registry import HookRequest, cds_service
 from hooks import ENCOUNTER_PREFETCH, OPEN_ENCOUNTERS
+from hooks.assess import (
+    NoCatalog,
+    cost_of_stay,
+    dip_context,
+    encounter_data,
+    estimate_notes,
+    evaluate,
+    group_view,
+    is_estimate,
+    is_inpatient,
+    stay_of,
+    ungrouped_reason,
+)
+from hooks.order_sign import problem_card
+
+OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 
 
 @cds_service(
@@ -26,5 +43,25 @@ from hooks import ENCOUNTER_PREFETCH, OPEN_ENCOUNTERS
     required_prefetch={"patient"},
 )
 def handle(req: HookRequest) -> list[dict[str, Any]]:
-    """No cards yet: the DIP cards are built by the hook-services issue."""
-    return []
+    try:
+        ctx = dip_context(req)
+    except NoCatalog as exc:
+        return [problem_card(req, str(exc))]
+    data = encounter_data(req, find_open=True)
+    encounter = data.encounter
+    if not is_inpatient(encounter) or encounter.get("status") not in OPEN_STATUSES:
+        return []  # no open stay: nothing to say (the spec: no card rather than an empty one)
+    stay = stay_of(req, ctx, data)
+    so_far = cost_of_stay(req, ctx, data)
+    result, pricing = evaluate(ctx, stay.case(), so_far.total if so_far is not None else None)
+    notes = estimate_notes(stay, result, pricing) + ctx.templates.cost_notes(so_far) + req.notes
+    view = PatientStatusView(
+        catalog_label=ctx.label,
+        group=group_view(result, pricing, is_estimate(stay, result)),
+        position=position_from(pricing.payment_standard, so_far),
+        ungrouped_reason=ungrouped_reason(result, stay, data),
+        admitted_on=stay.admitted.strftime("%Y-%m-%d") if stay.admitted else None,
+        los_days=stay.los_days(),
+        estimate_notes=list(dict.fromkeys(notes)),
+    )
+    return [ctx.templates.build("patient_view", view, source=ctx.card_source())]

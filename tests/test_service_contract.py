@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -102,7 +103,11 @@ def test_discovery_never_carries_null_or_empty_fields(client):
 def test_spec_example_request_with_full_prefetch_gets_a_card_array(client, hook):
     response = client.post(f"/cds-services/{SERVICES[hook]}", json=hook_request(hook), headers=ORIGIN)
     assert response.status_code == 200, response.data
-    assert response.get_json() == {"cards": []}
+    cards = response.get_json()["cards"]
+    assert isinstance(cards, list)
+    for card in cards:
+        assert len(card["summary"]) < 140 and card["indicator"] in ("info", "warning", "critical")
+        assert card["source"]["label"] and card["uuid"]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
@@ -130,7 +135,10 @@ def test_spec_example_request_without_prefetch_is_fetched_from_the_fhir_server(t
 
 
 def test_response_is_json_with_cards_array_even_when_handler_has_nothing_to_say(client):
-    response = client.post("/cds-services/dip-order-sign", json=hook_request("order-sign"))
+    no_open_stay = {"resourceType": "Bundle", "type": "searchset", "total": 0}
+    request = hook_request("patient-view", prefetch={**full_prefetch("patient-view"), "openEncounters": no_open_stay})
+    request["context"].pop("encounterId", None)
+    response = client.post("/cds-services/dip-patient-view", json=request)
     assert response.mimetype == "application/json"
     assert response.get_json()["cards"] == []
 
@@ -504,6 +512,15 @@ def test_access_log_is_one_json_line_with_instance_service_timing_and_no_patient
 def test_hook_responses_are_not_cacheable(client):
     response = client.post("/cds-services/dip-order-sign", json=hook_request("order-sign"))
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_cds_services_responses_carry_the_app_time_as_server_timing(client):
+    ok = client.post("/cds-services/dip-order-sign", json=hook_request("order-sign"))
+    bad = client.post("/cds-services/dip-order-sign", data=b"{", content_type="application/json")
+    discovery = client.get("/cds-services")
+    for response in (ok, bad, discovery):
+        assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+    assert "Server-Timing" not in client.get("/healthz").headers
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_dip_cds_serve_answers_healthz_discovery_hooks_and_metrics(tmp_path):
             response = requests.post(
                 f"{base}/cds-services/dip-order-sign", json=hook_request("order-sign"), timeout=5
             )
-            assert response.status_code == 200 and response.json() == {"cards": []}
+            assert response.status_code == 200 and len(response.json()["cards"]) == 1
         assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
         metrics = requests.get(f"{base}/metrics", timeout=5).text
         line = next(

@@ -7,7 +7,9 @@ How the sample was picked (so it can be reproduced and extended):
 * every 国临版 2.0 → 医保版 2.0 diagnosis map row whose target is one of those codes;
 * every 医保版 ICD-9-CM-3 2.0 procedure code that the real 平顶山 2025 DIP catalog uses
   (主要操作代码 / 其他操作代码) for groups under those 类目, and the 国临版 3.0 map rows that
-  target them.
+  target them;
+* every 医保版 code the demo FHIR data and requests (``hooks/demo``) use, so each demo card shows
+  real names and rules.
 
 Files are written in the published formats (TSV ``code/name``, CSV with the published Chinese
 headers), so loading the sample runs the real importer.
@@ -18,11 +20,39 @@ Usage: python terminology/sample/build_sample.py [../shared/data]
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
 LEIMU = "K35 K80 K81 J18 J44 C34 I63 I21 I25 I10 E11 S72 M16 O80 O82 P07 R10 R50 A01 X59 W19 Z51 N18".split()
 HERE = Path(__file__).resolve().parent
+DEMO_FHIR = HERE.parents[1] / "hooks" / "demo" / "fhir"
+YB_SYSTEMS = {
+    "http://www.nhsa.gov.cn/CodeSystem/icd10-yb2.0": "dx",
+    "http://www.nhsa.gov.cn/CodeSystem/icd9cm3-yb2.0": "px",
+}
+
+
+def demo_codes() -> dict[str, set[str]]:
+    """医保版 codes used by the demo FHIR data set, by kind."""
+    found: dict[str, set[str]] = {"dx": set(), "px": set()}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            kind = YB_SYSTEMS.get(str(node.get("system")))
+            if kind and isinstance(node.get("code"), str):
+                found[kind].add(node["code"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted([*DEMO_FHIR.glob("*.json"), *DEMO_FHIR.with_name("requests").glob("*.json")]):
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    return found
+
+
 CATALOG = "catalogs/410400-pingdingshan-2025-dip2.0/目录.csv"
 
 
@@ -43,7 +73,8 @@ def _split_codes(cell: str) -> list[str]:
 def build(data: Path, out: Path = HERE) -> dict[str, int]:
     term = data / "terminology"
     dx = _read_tsv(term / "icd10-yb2.0.tsv")
-    dx_rows = [dx[0]] + [r for r in dx[1:] if r[0][:3] in LEIMU]
+    demo = demo_codes()
+    dx_rows = [dx[0]] + [r for r in dx[1:] if r[0][:3] in LEIMU or r[0] in demo["dx"]]
     dx_codes = {r[0] for r in dx_rows[1:]}
 
     catalog = _read_csv(data / CATALOG)
@@ -53,6 +84,7 @@ def build(data: Path, out: Path = HERE) -> dict[str, int]:
     for row in catalog[1:]:
         if row[c_dx][:3] in LEIMU:
             wanted_px.update(c.lower() for c in _split_codes(row[c_main]) + _split_codes(row[c_other]))
+    wanted_px.update(c.lower() for c in demo["px"])
     px = _read_tsv(term / "icd9cm3-yb2.0.tsv")
     px_rows = [px[0]] + [r for r in px[1:] if r[0].lower() in wanted_px]
     px_codes = {r[0] for r in px_rows[1:]}
