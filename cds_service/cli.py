@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "dip_engine.cli",
     "hooks.cli",
     "settlement.cli",
+    "costing.cli",
 )
 
 

@@ -8,16 +8,24 @@ setting instead of surfacing as a strange runtime error hours later.
 from __future__ import annotations
 
 import os
+import re
+import string
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from costing.his import PLACEHOLDERS as HIS_PLACEHOLDERS
+from costing.his import HisCostConfig
+from dip_engine.pricing import insurance_key
+from dip_engine.rules import RulesError, check_region_code
+
 ENV_CONFIG = "DIP_CDS_CONFIG"
 ENV_PREFIX = "DIP_CDS_"
-SECTIONS = ("server", "security", "prefetch", "feedback", "logging", "metrics")
+SECTIONS = ("server", "security", "prefetch", "feedback", "logging", "metrics", "dip", "costing")
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
@@ -114,6 +122,32 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class DipSettings:
+    """``[dip]``: this hospital's defaults for grouping and pricing (None = not configured).
+
+    ``region`` picks the catalog when a request does not name one (extension ``dip-cds-region``);
+    the others feed the hospital coefficient and the point value (职工 / 居民).
+    """
+
+    region: str | None = None
+    hospital_id: str | None = None
+    hospital_level: str | None = None
+    insurance_type: str | None = None
+
+
+@dataclass(frozen=True)
+class CostingSettings:
+    """``[costing]``: where the cost so far comes from when billing is not FHIR ChargeItems.
+
+    ``his`` is the validated ``[costing.his]`` table as a mapping (None when absent), in
+    the shape ``costing.his.HisCostConfig.from_settings`` takes, so the service does not duplicate
+    that class. Hidden from ``repr`` because its headers usually carry an API key.
+    """
+
+    his: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -121,6 +155,8 @@ class Settings:
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    dip: DipSettings = field(default_factory=DipSettings)
+    costing: CostingSettings = field(default_factory=CostingSettings)
     source: str = "defaults"  # where the settings came from (for logs / readyz)
 
 
@@ -207,6 +243,70 @@ class _MetricsSchema(_Section):
     enabled = fields.Boolean(load_default=True)
 
 
+def _region(value: str) -> None:
+    try:
+        check_region_code(value)
+    except RulesError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _insurance_type(value: str) -> None:
+    if insurance_key(value) not in ("职工", "居民"):
+        raise ValidationError(
+            "must name 职工 or 居民 insurance (职工, 城镇职工, 310, 居民, 城乡居民, 390, …)"
+        )
+
+
+_short_text = validate.Length(min=1, max=64)
+
+
+class _DipSchema(_Section):
+    region = fields.String(load_default=None, allow_none=True, validate=_region)
+    hospital_id = fields.String(load_default=None, allow_none=True, validate=_short_text)
+    hospital_level = fields.String(load_default=None, allow_none=True, validate=_short_text)
+    insurance_type = fields.String(load_default=None, allow_none=True, validate=_insurance_type)
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+
+
+def _url_template(value: str) -> None:
+    """The checks ``HisCostConfig`` makes, run at start-up so a bad template is not found per request."""
+    if not value.startswith(("http://", "https://")):
+        raise ValidationError("must be an http(s) URL")
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:  # unbalanced braces
+        raise ValidationError(f"is not a valid template ({exc})") from None
+    unknown = names - set(HIS_PLACEHOLDERS)
+    if unknown:
+        allowed = ", ".join(f"{{{p}}}" for p in HIS_PLACEHOLDERS)
+        raise ValidationError(f"unknown placeholders {sorted(unknown)} (allowed: {allowed})")
+    if not names:
+        raise ValidationError("needs {encounter_id} or {patient_id}")
+
+
+def _headers(value: dict[str, str]) -> None:
+    # header values are secrets (API keys): name the bad header, never echo its value
+    for name, header_value in value.items():
+        if not _HEADER_NAME.match(name):
+            raise ValidationError(f"{name!r} is not a valid HTTP header name")
+        if "\r" in header_value or "\n" in header_value:
+            raise ValidationError(f"the value of {name!r} contains a line break")
+
+
+class _HisSchema(_Section):
+    url_template = fields.String(required=True, validate=_url_template)
+    timeout_seconds = fields.Float(
+        load_default=2.0, validate=validate.Range(min=0, max=30, min_inclusive=False)
+    )
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict, validate=_headers)
+
+
+class _CostingSchema(_Section):
+    his = fields.Nested(_HisSchema, load_default=None)
+
+
 _SCHEMAS: dict[str, type[Schema]] = {
     "server": _ServerSchema,
     "security": _SecuritySchema,
@@ -214,6 +314,8 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "feedback": _FeedbackSchema,
     "logging": _LoggingSchema,
     "metrics": _MetricsSchema,
+    "dip": _DipSchema,
+    "costing": _CostingSchema,
 }
 
 
@@ -300,6 +402,13 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
         )
     pre = loaded["prefetch"]
     pre["allowed_fhir_servers"] = tuple(pre["allowed_fhir_servers"])
+    his = loaded["costing"]["his"]
+    if his is not None:
+        his = {**his, "headers": dict(his["headers"])}
+        try:  # the consumer's own checks, so a handler never meets a ValueError from a loaded config
+            HisCostConfig.from_settings(his)
+        except ValueError as exc:
+            raise ConfigError([f"costing.his: {exc}"]) from None
     settings = Settings(
         server=ServerSettings(**loaded["server"]),
         security=SecuritySettings(issuers=tuple(issuers), **sec),
@@ -307,6 +416,8 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
         feedback=FeedbackSettings(**loaded["feedback"]),
         logging=LoggingSettings(**loaded["logging"]),
         metrics=MetricsSettings(**loaded["metrics"]),
+        dip=DipSettings(**loaded["dip"]),
+        costing=CostingSettings(his=his),
         source=source,
     )
     if settings.security.jwt == "required" and not settings.security.trusted_issuers():

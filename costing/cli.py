@@ -24,7 +24,7 @@ def import_prices_command(ctx: click.Context, file: str, sheet: str | None) -> N
     """
     from cds_service.cli import home_from
     from costing.categories import category_names
-    from costing.prices import PriceImportError, import_prices
+    from costing.prices import DB_NAME, PriceImportError, import_prices
 
     home = home_from(ctx)
     try:
@@ -32,6 +32,6 @@ def import_prices_command(ctx: click.Context, file: str, sheet: str | None) -> N
     except PriceImportError as exc:
         raise click.ClickException(f"price list rejected: {exc}") from exc
     names = category_names()
-    click.echo(f"imported {report.item_count} price items from {report.source} into {home / 'prices.sqlite'}")
+    click.echo(f"imported {report.item_count} price items from {report.source} into {home / DB_NAME}")
     for code, count in report.categories.items():
         click.echo(f"  {code} {names.get(code, '')}: {count}")

@@ -46,7 +46,7 @@ class HisCostError(RuntimeError):
 class HisCostConfig:
     url_template: str
     timeout_seconds: float = 2.0
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # API keys: kept out of logs
 
     def __post_init__(self) -> None:
         if not self.url_template.startswith(("http://", "https://")):

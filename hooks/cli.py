@@ -1,7 +1,4 @@
-"""``dip-cds demo-fhir``: serve the demo FHIR data set; also wires ``dip-cds data import-prices``.
-
-(``costing`` has no entry in ``cds_service.cli.COMMAND_MODULES``, so its command is registered here.)
-"""
+"""``dip-cds demo-fhir``: serve the demo FHIR data set (fictional patients) for integrators."""
 
 from __future__ import annotations
 
@@ -11,9 +8,6 @@ import click
 def register(main: click.Group) -> None:
     if "demo-fhir" not in main.commands:
         main.add_command(demo_fhir_command)
-    from costing.cli import register as register_costing
-
-    register_costing(main)
 
 
 @click.command("demo-fhir")

@@ -117,7 +117,7 @@ class Stay:
         """Length of stay in days (admission day to discharge day, at least 1; ongoing: to today)."""
         if self.admitted is None:
             return None
-        end = self.discharged.date() if self.discharged else (today or date.today())
+        end = self.discharged.date() if self.discharged else (today or current_date())
         return max((end - self.admitted.date()).days, 1)
 
     def case(
@@ -141,6 +141,11 @@ class Stay:
             birth_weight_g=self.birth_weight_g,
             los_days=self.los_days() if self.admitted else None,
         )
+
+
+def current_date() -> date:
+    """Today in the service's clock (one place, so tests and replays can pin it)."""
+    return date.today()
 
 
 # ----------------------------------------------------------------------------- small FHIR readers
@@ -375,7 +380,7 @@ def read_stay(
         else:
             procs.append(item)
 
-    on = (admitted or datetime.combine(today or date.today(), datetime.min.time())).date()
+    on = (admitted or datetime.combine(today or current_date(), datetime.min.time())).date()
     age, age_days = _age(patient, on)
     weight = birth_weight_grams(observations) if observations is not None else None
     return Stay(

@@ -43,11 +43,14 @@ def test_each_demo_request_is_accepted_by_its_service(service, name):
         response = service.post(f"/cds-services/dip-{request['hook']}", json=request)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert isinstance(response.get_json()["cards"], list)
-    if "prefetch" in request and "encounterId" in request["context"]:
-        assert fhir.paths == []  # the examples carry everything the service's prefetch templates ask for
-    elif name == "order-sign-sandbox-shape":  # no encounterId: the open stay is looked up
-        assert {"/Condition", "/Procedure", "/ChargeItem"} <= set(fhir.paths)
-    else:
+    stay_reads = {"/Condition", "/Procedure", "/ChargeItem"}
+    if "prefetch" not in request:  # everything the prefetch templates ask for is fetched
         assert {"/Patient/demo-appendicitis", "/Encounter/demo-enc-appendicitis", "/ChargeItem"} <= set(
             fhir.paths
         )
+    elif "encounterId" in request["context"]:
+        assert fhir.paths == []  # the examples carry everything the service's prefetch templates ask for
+    elif request["context"]["patientId"] == "demo-no-open-encounter":
+        assert not stay_reads & set(fhir.paths)  # no open inpatient stay: nothing more to read
+    else:  # no encounterId (the Sandbox, patient-view): the open stay's data is looked up
+        assert stay_reads <= set(fhir.paths)

@@ -142,3 +142,87 @@ def test_issuers_can_come_from_the_environment_as_a_toml_inline_array():
     settings = load_settings(environ=env)
     issuer = settings.security.trusted_issuers()["https://emr.hospital.cn"]
     assert issuer.jwks_url == "https://emr.hospital.cn/jwks"
+
+
+def test_costing_his_section_is_validated_and_feeds_his_cost_config(tmp_path):
+    from costing import HisCostConfig
+
+    path = write(
+        tmp_path,
+        """
+[costing.his]
+url_template = "https://his.hospital.cn/api/{patient_id}/stays/{encounter_id}/cost"
+timeout_seconds = 0.5
+headers = { "X-Api-Key" = "secret-key" }
+""",
+    )
+    settings = load_settings(path, environ={})
+    config = HisCostConfig.from_settings(settings.costing.his)  # what a hook handler does
+    assert config == HisCostConfig(
+        "https://his.hospital.cn/api/{patient_id}/stays/{encounter_id}/cost", 0.5, {"X-Api-Key": "secret-key"}
+    )
+    # the API key never reaches a log line via repr
+    assert "secret-key" not in repr(settings) and "secret-key" not in repr(config)
+    # absent section: no HIS client, costing from FHIR ChargeItems only
+    assert load_settings(environ={}).costing.his is None
+    assert HisCostConfig.from_settings(load_settings(environ={}).costing.his) is None
+
+
+def test_costing_his_can_come_from_the_environment():
+    env = {"DIP_CDS_COSTING__HIS": '{url_template = "http://his:8080/cost/{encounter_id}"}'}
+    his = load_settings(environ=env).costing.his
+    assert his["url_template"] == "http://his:8080/cost/{encounter_id}" and his["timeout_seconds"] == 2.0
+
+
+HIS_URL = "https://his/{encounter_id}"
+
+
+@pytest.mark.parametrize(
+    ("his", "where"),
+    [
+        ({}, "costing.his.url_template"),  # a [costing.his] table without a URL is a mistake, not "off"
+        ({"url_template": "ftp://his/{encounter_id}"}, "costing.his.url_template"),
+        ({"url_template": "https://his/cost"}, "costing.his.url_template"),  # no placeholder
+        ({"url_template": "https://his/{stay}"}, "costing.his.url_template"),
+        ({"url_template": "https://his/{encounter_id"}, "costing.his.url_template"),
+        ({"url_template": HIS_URL, "timeout_seconds": 0}, "costing.his.timeout_seconds"),
+        ({"url_template": HIS_URL, "timeout_seconds": 31}, "costing.his.timeout_seconds"),
+        ({"url_template": HIS_URL, "headers": {"Bad Name": "x"}}, "costing.his.headers"),
+        ({"url_template": HIS_URL, "headers": {"K": "a\r\nX: b"}}, "costing.his.headers"),
+        ({"url_template": HIS_URL, "headers": {"K": 1}}, "costing.his.headers"),
+        ({"url_template": HIS_URL, "url": "x"}, "costing.his.url"),
+    ],
+)
+def test_bad_costing_his_settings_are_named(his, where):
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({"costing": {"his": his}})
+    assert any(line.startswith(where) for line in err.value.problems), err.value.problems
+    assert not any("a\r\nX" in line for line in err.value.problems)  # header values are not echoed
+
+
+def test_unknown_costing_key_and_non_table_are_rejected():
+    with pytest.raises(ConfigError, match=r"costing\.prices"):
+        settings_from_mapping({"costing": {"prices": "x"}})
+    with pytest.raises(ConfigError, match=r"costing: must be a table"):
+        settings_from_mapping({"costing": "his"})
+
+
+def test_the_example_documents_every_costing_his_key():
+    from cds_service.config import _HisSchema
+
+    his = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))["costing"]["his"]
+    assert set(_HisSchema().fields) == set(his)
+
+
+def test_dip_section_gives_the_hospital_defaults_and_names_bad_values():
+    settings = settings_from_mapping(
+        {"dip": {"region": "410400", "hospital_level": "三级", "insurance_type": "城镇职工"}}
+    )
+    assert settings.dip.region == "410400" and settings.dip.hospital_level == "三级"
+    assert settings.dip.insurance_type == "城镇职工" and settings.dip.hospital_id is None
+    assert settings_from_mapping({}).dip.region is None
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({"dip": {"region": "../etc", "insurance_type": "商保", "hospital_id": ""}})
+    text = "\n".join(err.value.problems)
+    for name in ("dip.region", "dip.insurance_type", "dip.hospital_id"):
+        assert name in text, name

@@ -188,6 +188,23 @@ def test_versions_coexist_one_is_active_and_older_codes_are_reported_retired(tmp
     assert load_terminology(home).lookup("dx", "K35.900").display == "急性阑尾炎（1.0 版）"
 
 
+def test_looking_for_an_unknown_code_in_other_versions_uses_an_index(tmp_path) -> None:
+    # validate() asks this for every unknown code; without the index it scans the whole kind (ms/code)
+    query = "EXPLAIN QUERY PLAN SELECT version, name FROM codes WHERE kind=? AND code=? AND version IS NOT ?"
+    home = tmp_path / "home"
+    import_files(home, [write(tmp_path / "v1.tsv", "code\tname\nK35.900\t急性阑尾炎\n")], version="1.0")
+    store = TerminologyStore.in_home(home)
+    plan = " ".join(str(row) for row in store._conn.execute(query, ("dx", "K35.900", "2.0")))
+    assert "codes_by_code" in plan, plan
+    assert store.find_in_other_versions("dx", "K35.900", "2.0") == [("1.0", "急性阑尾炎")]
+    # a store written before the index existed gets it when it is next opened
+    store._conn.execute("DROP INDEX codes_by_code")
+    store.close()
+    store = TerminologyStore.in_home(home)
+    assert store._conn.execute("SELECT 1 FROM sqlite_master WHERE name='codes_by_code'").fetchone()
+    store.close()
+
+
 def test_import_without_activation_keeps_the_active_version(tmp_path) -> None:
     home = tmp_path / "home"
     first = write(tmp_path / "a.tsv", "code\tname\nK35.300\t甲\n")
