@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,13 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load import ROOT, free_port, start_service  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
-from tests.service_helpers import free_port, hook_request, make_app  # noqa: E402
+from tests.service_helpers import hook_request, make_app  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -64,18 +66,13 @@ def over_http(
 ) -> dict[str, float]:
     port = free_port()
     home = tempfile.mkdtemp(prefix="dip-bench-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
-    cmd = [str(Path(sys.executable).with_name("dip-cds")), "--home", home, "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/cds-services/dip-order-sign"
     try:
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        proc = start_service(home, port, workers, threads)  # returns once /readyz is 200
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
+    try:
         body = body_file.read_bytes()
         for _ in range(50):  # warm every worker
             assert requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=5).ok
@@ -86,8 +83,7 @@ def over_http(
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        proc.stop()
         shutil.rmtree(home, ignore_errors=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)", out, re.M))

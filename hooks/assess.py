@@ -158,17 +158,31 @@ def group_view(result: GroupResult, pricing: Pricing | None, estimate: bool) -> 
     )
 
 
+def _principal_notes(stay: Stay) -> list[str]:
+    principal = stay.principal
+    notes: list[str] = []
+    if principal is None:
+        return notes
+    if principal.code is None and principal.best_guess:
+        notes.append(
+            f"主要诊断“{principal.documented}”没有确认的医保版编码，按最接近的 {principal.best_guess} 估算"
+        )
+    elif principal.code is None:
+        notes.append(f"主要诊断“{principal.documented}”无法映射到医保版编码")
+    elif principal.resolution.path.startswith("text"):
+        notes.append(f"主要诊断仅有文字“{principal.documented}”，按名称对应为 {principal.code}，需编码员确认")
+    elif principal.mapped_from_other_system:
+        notes.append(f"主要诊断 {principal.documented} 经映射为医保版 {principal.code}")
+    if stay.rank_conflict:
+        notes.append(f"多个诊断排序相同（{'、'.join(stay.rank_conflict)}），按第一个估算")
+    return notes
+
+
 def estimate_notes(stay: Stay | None, result: GroupResult | None, pricing: Pricing | None) -> list[str]:
     """Why the numbers are estimates: mapped or guessed inputs, default rules, budget point value."""
     notes: list[str] = []
     if stay is not None:
-        principal = stay.principal
-        if principal is not None and principal.code is None and principal.best_guess:
-            notes.append(
-                f"主要诊断“{principal.documented}”没有确认的医保版编码，按最接近的 {principal.best_guess} 估算"
-            )
-        elif principal is not None and principal.mapped_from_other_system:
-            notes.append(f"主要诊断 {principal.documented} 经映射为医保版 {principal.code}")
+        notes.extend(_principal_notes(stay))
         notes.extend(stay.notes)
     if result is not None:
         if "optype_default" in result.flags:
@@ -187,11 +201,13 @@ def estimate_notes(stay: Stay | None, result: GroupResult | None, pricing: Prici
 def is_estimate(stay: Stay | None, result: GroupResult) -> bool:
     """The group itself is uncertain (not merely the money): guessed or mapped principal, default rules."""
     principal = stay.principal if stay is not None else None
-    return bool(
-        (principal is not None and (principal.code is None or principal.resolution.needs_confirmation))
-        or (stay is not None and not stay.principal_explicit)
-        or "optype_default" in result.flags
+    uncertain_code = principal is not None and (
+        principal.code is None
+        or principal.resolution.needs_confirmation
+        or principal.resolution.path.startswith("text")  # a name match no coder has confirmed
     )
+    uncertain_rank = stay is not None and (not stay.principal_explicit or bool(stay.rank_conflict))
+    return uncertain_code or uncertain_rank or "optype_default" in result.flags
 
 
 def his_config(settings: Any) -> HisCostConfig | None:
@@ -317,6 +333,9 @@ def ungrouped_reason(result: GroupResult, stay: Stay, data: EncounterData) -> st
         return f"未能取得本次住院的诊断数据（{data.problem}），无法预测病种"
     if not stay.diagnoses:
         return "本次住院尚未记录诊断"
+    principal = stay.principal
+    if principal is not None and principal.best_guess is None:
+        return f"主要诊断“{principal.documented}”无法映射到医保版编码"
     return result.reason.removeprefix("未入组：")
 
 

@@ -148,6 +148,7 @@ def admissibility(
     others = [
         d for d in stay.diagnoses
         if d is not diagnosis and d.code and d.in_encounter and not _starts(d.code, p.get("symptom_prefixes"))
+        and not _starts(d.code, [*p.get("never", ()), *p.get("status_codes", ())])
         and d.verification not in set(p.get("unconfirmed_statuses", ()))
     ]  # fmt: skip
     if _starts(code, p.get("symptom_prefixes")):
@@ -155,12 +156,13 @@ def admissibility(
             no.append(f"症状体征编码，已有明确诊断（{others[0].code}）时不能作为主要诊断")
         else:
             yes.append("症状体征编码，仅在无明确诊断时可作为主要诊断")
-    if _starts(code, p.get("complication_prefixes")):
+    treated_here = bool(treated) and any(diagnosis is t for t in treated)
+    if _starts(code, p.get("complication_prefixes")) and not treated_here:  # treated here: admitted for it
         if stay.procedures:
             no.append("本次住院手术后发生的并发症，不能作为主要诊断（应以手术所治疗的疾病为主要诊断）")
         else:
             yes.append("本次为治疗该并发症而入院")
-    if treated and not any(diagnosis is t for t in treated):
+    if treated and not treated_here:
         no.append(
             f"外科住院应以手术所治疗的疾病为主要诊断，本次手术治疗的是 {treated[0].code or treated[0].documented}"
         )
@@ -224,6 +226,7 @@ def settlement_checks(stay: Stay, rules: Mapping[str, Any], today: date | None =
                 CheckView("error", "新生儿病例缺少出生体重（结算清单必填，影响分组）", "新生儿出生体重")
             )
         else:
+            out.append(CheckView("info", f"新生儿出生体重 {stay.birth_weight_g} 克", "新生儿出生体重"))
             for band in c.get("birth_weight_codes", ()):
                 for d in stay.diagnoses:
                     if (

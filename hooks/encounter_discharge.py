@@ -10,6 +10,7 @@ make an admissible documented diagnosis the principal one.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from cards import (
@@ -108,18 +109,12 @@ def mapping_views(stay: Stay) -> list[MappingView]:
                 source_system=_system_label(concept.get("code")),
                 target_code=target,
                 target_name=target_name or "",
-                path=res.reasons[0] if res.reasons else res.path,
-                confidence=None if target is None else _confidence(res.confidence),
-                needs_confirmation=res.needs_confirmation or target is None,
+                path="；".join(res.reasons[:2]) if res.reasons else res.path,
+                confidence=None if target is None else Decimal(str(round(res.confidence, 2))),
+                needs_confirmation=res.needs_confirmation or target is None or res.path.startswith("text"),
             )
         )
     return views
-
-
-def _confidence(value: float):
-    from decimal import Decimal
-
-    return Decimal(str(round(value, 2)))
 
 
 def coding_suggestions(stay: Stay) -> list[dict[str, Any]]:
@@ -170,8 +165,8 @@ def principal_options(
                 admissible_alternatives.append(d)
         options.append(
             PrincipalOption(
-                code=code or d.best_guess or "—",
-                name=d.name,
+                code=code or (f"{d.best_guess}（待确认）" if d.best_guess else "未编码"),
+                name=d.name if code else d.documented,
                 current=d is stay.principal,
                 admissible=verdict.admissible,
                 reasons=list(verdict.reasons),

@@ -16,6 +16,7 @@ from hooks.assess import (
     dip_context,
     encounter_data,
     estimate_notes,
+    evaluate,
     is_inpatient,
     price_group,
     stay_of,
@@ -67,7 +68,8 @@ def handle(req: HookRequest) -> list[dict[str, Any]]:
         procedure_groups = sorted((g for g in comprehensive if g is not conservative), key=_by_frequency)
         comprehensive = []
     comprehensive = [g for g in comprehensive if g.op_type == OpType.SS]
-    notes = estimate_notes(stay, None, None) + req.notes
+    _, pricing = evaluate(ctx, case)  # the point value behind every standard on the card
+    notes = estimate_notes(stay, None, pricing) + req.notes
     view = EncounterStartView(
         catalog_label=ctx.label,
         diagnosis_code=code,

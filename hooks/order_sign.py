@@ -7,12 +7,13 @@ Also the card of ``dip-order-select`` (same question, asked earlier). No open in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cards import GroupChangeView, OrderSignView, builders, position_from, unpriced_from
 from cds_service.registry import HookRequest, cds_service
 from costing import cost_of_orders
+from grouper import OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
     NoCatalog,
@@ -30,13 +31,18 @@ from hooks.assess import (
 from mappings import resolve_code
 from terminology.systems import identify_system
 
+GROUP_MOVING_TYPES = frozenset({OpType.SS, OpType.ZLXCZ})  # operations/interventions, therapeutic procedures
 MAX_ORDERS = 1000  # a bundle larger than this is priced in part, and the card says so
 ORDER_STATUSES_IGNORED = frozenset({"revoked", "entered-in-error", "completed", "cancelled"})
 
 
-def draft_procedures(orders: list[dict[str, Any]], terminology: Any) -> list[tuple[str, str]]:
-    """(医保版 ICD-9-CM-3 code, name) of draft operations/procedures: ServiceRequests coded in a
-    procedure code system (国临版 codes are mapped). Charge-item codes and text never count."""
+def draft_procedures(
+    orders: list[dict[str, Any]], terminology: Any, counts: Callable[[str], bool]
+) -> list[tuple[str, str]]:
+    """(医保版 ICD-9-CM-3 code, name) of draft operations and therapeutic procedures: ServiceRequests
+    coded in a procedure code system (国临版 codes are mapped) whose type ``counts``. Diagnostic
+    examinations (an MRI, a CT) are left out: they are rarely coded on the settlement list and must
+    not read as "this operation moves the stay". Charge-item codes and text never count."""
     found: list[tuple[str, str]] = []
     for order in orders[:MAX_ORDERS]:
         if order.get("resourceType") != "ServiceRequest" or order.get("status") in ORDER_STATUSES_IGNORED:
@@ -51,7 +57,7 @@ def draft_procedures(orders: list[dict[str, Any]], terminology: Any) -> list[tup
             if info is None or info.kind != "px":
                 continue
             res = resolve_code(terminology, "px", coding["code"], coding.get("system"))
-            if res.mapped and res.code not in {code for code, _ in found}:
+            if res.mapped and counts(res.code) and res.code not in {code for code, _ in found}:
                 found.append((res.code, res.display or str(coding.get("display") or "")))
                 break
     return found
@@ -74,6 +80,8 @@ def order_cards(req: HookRequest) -> list[dict[str, Any]]:
     except NoCatalog as exc:
         return [problem_card(req, str(exc))]
     data = encounter_data(req, find_open=True)
+    if data.encounter is None and data.problem:
+        return [problem_card(req, f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）")]
     if not is_inpatient(data.encounter):
         return []
     stay = stay_of(req, ctx, data)
@@ -85,7 +93,11 @@ def order_cards(req: HookRequest) -> list[dict[str, Any]]:
     result, pricing = evaluate(ctx, case, cost, order_cost.total)
     estimate = is_estimate(stay, result)
     change = None
-    operations = draft_procedures(orders, req.app_data.terminology)
+    operations = draft_procedures(
+        orders,
+        req.app_data.terminology,
+        lambda code: ctx.engine.optypes.classify(code)[0] in GROUP_MOVING_TYPES,
+    )
     if operations:
         after, after_pricing = evaluate(
             ctx, stay.case(extra_procedures=[code for code, _ in operations]), cost, order_cost.total

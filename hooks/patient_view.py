@@ -48,6 +48,8 @@ def handle(req: HookRequest) -> list[dict[str, Any]]:
     except NoCatalog as exc:
         return [problem_card(req, str(exc))]
     data = encounter_data(req, find_open=True)
+    if data.encounter is None and data.problem:
+        return [problem_card(req, f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）")]
     encounter = data.encounter
     if not is_inpatient(encounter) or encounter.get("status") not in OPEN_STATUSES:
         return []  # no open stay: nothing to say (the spec: no card rather than an empty one)

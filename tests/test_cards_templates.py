@@ -179,7 +179,7 @@ def test_discharge_card_compares_principal_diagnoses_compliance_first(templates)
     )
     built = build(templates, "discharge", view)
     detail = built["detail"]
-    assert "1 项结算清单问题" in built["summary"] and "1 个编码需核对" in built["summary"]
+    assert "1 项结算清单问题" in built["summary"] and "1 个编码需确认" in built["summary"]
     table = [
         line
         for line in detail.splitlines()

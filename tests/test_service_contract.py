@@ -136,7 +136,9 @@ def test_spec_example_request_without_prefetch_is_fetched_from_the_fhir_server(t
 
 def test_response_is_json_with_cards_array_even_when_handler_has_nothing_to_say(client):
     no_open_stay = {"resourceType": "Bundle", "type": "searchset", "total": 0}
-    request = hook_request("patient-view", prefetch={**full_prefetch("patient-view"), "openEncounters": no_open_stay})
+    request = hook_request(
+        "patient-view", prefetch={**full_prefetch("patient-view"), "openEncounters": no_open_stay}
+    )
     request["context"].pop("encounterId", None)
     response = client.post("/cds-services/dip-patient-view", json=request)
     assert response.mimetype == "application/json"
@@ -395,7 +397,8 @@ def test_readyz_loads_the_reference_data(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.data
     data = response.get_json()["data"]
-    assert data == {"terminology": "sample", "catalogs": "sample", "feedback": "ok"}  # empty home: built-in samples
+    # empty home: built-in samples
+    assert data == {"terminology": "sample", "catalogs": "sample", "feedback": "ok"}
 
 
 def test_readyz_is_503_with_the_reason_when_a_loader_fails(tmp_path):
