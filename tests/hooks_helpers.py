@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 from cds_service.app import create_app, preload
 from cds_service.config import settings_from_mapping
 from hooks.demo_fhir import create_app as create_demo_fhir_app
+from tests.service_helpers import searchset  # noqa: F401 - re-exported for the hook tests
 
 PINNED_TODAY = date(2026, 11, 22)  # the demo stays are "today" on this day; LOS must not drift
 GOLDEN_DIR = Path(__file__).with_name("golden")
@@ -243,15 +244,6 @@ def birth_weight(grams: float, unit: str = "g", pid: str = "p1") -> dict[str, An
         "code": {"coding": [{"system": LOINC, "code": "8339-4"}]},
         "subject": {"reference": f"Patient/{pid}"},
         "valueQuantity": {"value": grams, "unit": unit, "code": unit},
-    }
-
-
-def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
     }
 
 
