@@ -58,38 +58,24 @@ class DipContext:
         return source(self.label)
 
 
-def _dip_settings(settings: Any) -> Mapping[str, Any]:
-    """The ``[dip]`` settings section as a mapping (region, hospital_id, hospital_level, insurance_type)."""
-    section = getattr(settings, "dip", None)
-    if section is None:
-        return {}
-    if isinstance(section, Mapping):
-        return section
-    return (
-        {k: v for k, v in vars(section).items() if v is not None}
-        if hasattr(section, "__dict__")
-        else {
-            name: getattr(section, name)
-            for name in getattr(section, "__slots__", ())
-            if getattr(section, name, None)
-        }
-    )
-
-
 def dip_context(req: HookRequest) -> DipContext:
     """The catalog (request extension ``dip-cds-region``, else ``[dip] region``, else the default)."""
     data = req.app_data
-    conf = _dip_settings(req.settings)
+    conf = getattr(req.settings, "dip", None)
     region = None
     if isinstance(req.extension, Mapping) and isinstance(req.extension.get(REGION_EXTENSION), str):
         region = req.extension[REGION_EXTENSION].strip()[:12] or None
-    region = region or conf.get("region") or None
+    region = region or getattr(conf, "region", None)
     try:
         engine = data.catalogs.engine(region, data.terminology)
     except KeyError as exc:
         raise NoCatalog(str(exc.args[0]) if exc.args else str(exc)) from exc
     home = getattr(data, "home", None)
-    hospital = {k: str(conf[k]) for k in ("hospital_id", "hospital_level", "insurance_type") if conf.get(k)}
+    hospital = {
+        k: str(getattr(conf, k))
+        for k in ("hospital_id", "hospital_level", "insurance_type")
+        if getattr(conf, k, None)
+    }
     return DipContext(
         engine=engine,
         templates=load_card_templates(home),
@@ -211,16 +197,9 @@ def is_estimate(stay: Stay | None, result: GroupResult) -> bool:
 
 
 def his_config(settings: Any) -> HisCostConfig | None:
-    section = getattr(settings, "costing", None)
-    if section is None:
-        return None
-    his = getattr(section, "his", None)
-    if isinstance(his, HisCostConfig) or his is None:
-        return his
-    try:
-        return HisCostConfig.from_settings({"his": his} if isinstance(his, Mapping) else None)
-    except ValueError:
-        return None
+    """The HIS cost endpoint of ``[costing.his]`` (validated at start-up), or None."""
+    costing = getattr(settings, "costing", None)
+    return HisCostConfig.from_settings(getattr(costing, "his", None))
 
 
 def cost_of_stay(req: HookRequest, ctx: DipContext, data: EncounterData) -> CostSoFar | None:
