@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cards import GroupView, load_card_templates, source
+from cards import GroupView, card, escape_markdown, load_card_templates, source
 from cards.render import CardTemplates
 from cds_service.registry import HookRequest
 from costing import CostSoFar, HisCostClient, HisCostConfig, HisCostError, PriceList, cost_so_far, load_prices
@@ -35,8 +35,22 @@ KINDS = {
 }
 
 
+CATALOG_ADVICE = "请联系信息科导入该统筹区的 DIP 目录或检查 [dip] region 配置"
+FHIR_ADVICE = "请检查 EMR 的 FHIR 服务是否可用"
+
+
 class NoCatalog(LookupError):
     """The request names a region that has no imported catalog."""
+
+
+def problem_card(message: str, advice: str) -> dict[str, Any]:
+    """The one card a request gets when the DIP answer cannot be computed at all, saying why."""
+    return card(
+        summary=f"DIP 提示不可用：{message}",
+        detail=f"**DIP 提示不可用**：{escape_markdown(message)}。{advice}。",
+        indicator="warning",
+        source=source("DIP"),
+    )
 
 
 @dataclass

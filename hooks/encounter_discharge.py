@@ -26,6 +26,7 @@ from cds_service.registry import HookRequest, cds_service
 from grouper import GroupResult, OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
+    CATALOG_ADVICE,
     DipContext,
     NoCatalog,
     cost_of_stay,
@@ -35,11 +36,11 @@ from hooks.assess import (
     evaluate,
     group_view,
     is_estimate,
+    problem_card,
     stay_of,
     ungrouped_reason,
 )
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
-from hooks.order_sign import problem_card
 from hooks.stay import Stay, StayDiagnosis, StayProcedure
 from terminology.structure import leimu
 from terminology.systems import canonical_for_kind, identify_system
@@ -205,7 +206,7 @@ def handle(req: HookRequest) -> list[dict[str, Any]]:
     try:
         ctx = dip_context(req)
     except NoCatalog as exc:
-        return [problem_card(req, str(exc))]
+        return [problem_card(str(exc), CATALOG_ADVICE)]
     data = encounter_data(req)
     if data.encounter is None:
         return []

@@ -12,6 +12,7 @@ from cds_service.registry import HookRequest, cds_service
 from grouper import GroupType, OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
+    CATALOG_ADVICE,
     NoCatalog,
     dip_context,
     encounter_data,
@@ -19,9 +20,9 @@ from hooks.assess import (
     evaluate,
     is_inpatient,
     price_group,
+    problem_card,
     stay_of,
 )
-from hooks.order_sign import problem_card
 from terminology.structure import leimu, yamu
 
 MAX_PROCEDURE_GROUPS = 5
@@ -46,7 +47,7 @@ def handle(req: HookRequest) -> list[dict[str, Any]]:
     try:
         ctx = dip_context(req)
     except NoCatalog as exc:
-        return [problem_card(req, str(exc))]
+        return [problem_card(str(exc), CATALOG_ADVICE)]
     data = encounter_data(req)
     if not is_inpatient(data.encounter):
         return []

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cards import GroupChangeView, OrderSignView, builders, position_from, unpriced_from
+from cards import GroupChangeView, OrderSignView, position_from, unpriced_from
 from cds_service.registry import HookRequest, cds_service
 from costing import cost_of_orders
 from grouper import OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
+    CATALOG_ADVICE,
+    FHIR_ADVICE,
     NoCatalog,
     cost_of_stay,
     dip_context,
@@ -25,6 +27,7 @@ from hooks.assess import (
     group_view,
     is_estimate,
     is_inpatient,
+    problem_card,
     stay_of,
     ungrouped_reason,
 )
@@ -63,25 +66,15 @@ def draft_procedures(
     return found
 
 
-def problem_card(req: HookRequest, message: str) -> dict[str, Any]:
-    """The one card a misconfigured request gets (e.g. a region without a catalog)."""
-    return builders.card(
-        summary=f"DIP 提示不可用：{message}"[:139],
-        detail=f"DIP 提示不可用：{builders.plain_text(message)}。请联系信息科配置 DIP 目录。",
-        indicator="warning",
-        source=builders.source("DIP"),
-    )
-
-
 def order_cards(req: HookRequest) -> list[dict[str, Any]]:
     """The order-sign / order-select status card."""
     try:
         ctx = dip_context(req)
     except NoCatalog as exc:
-        return [problem_card(req, str(exc))]
+        return [problem_card(str(exc), CATALOG_ADVICE)]
     data = encounter_data(req, find_open=True)
     if data.encounter is None and data.problem:
-        return [problem_card(req, f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）")]
+        return [problem_card(f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）", FHIR_ADVICE)]
     if not is_inpatient(data.encounter):
         return []
     stay = stay_of(req, ctx, data)

@@ -14,6 +14,8 @@ from cards import PatientStatusView, position_from
 from cds_service.registry import HookRequest, cds_service
 from hooks import ENCOUNTER_PREFETCH, OPEN_ENCOUNTERS
 from hooks.assess import (
+    CATALOG_ADVICE,
+    FHIR_ADVICE,
     NoCatalog,
     cost_of_stay,
     dip_context,
@@ -23,10 +25,10 @@ from hooks.assess import (
     group_view,
     is_estimate,
     is_inpatient,
+    problem_card,
     stay_of,
     ungrouped_reason,
 )
-from hooks.order_sign import problem_card
 
 OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 
@@ -46,10 +48,10 @@ def handle(req: HookRequest) -> list[dict[str, Any]]:
     try:
         ctx = dip_context(req)
     except NoCatalog as exc:
-        return [problem_card(req, str(exc))]
+        return [problem_card(str(exc), CATALOG_ADVICE)]
     data = encounter_data(req, find_open=True)
     if data.encounter is None and data.problem:
-        return [problem_card(req, f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）")]
+        return [problem_card(f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）", FHIR_ADVICE)]
     encounter = data.encounter
     if not is_inpatient(encounter) or encounter.get("status") not in OPEN_STATUSES:
         return []  # no open stay: nothing to say (the spec: no card rather than an empty one)

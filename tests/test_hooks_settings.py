@@ -76,9 +76,8 @@ def test_the_configured_insurance_type_selects_the_regions_point_value(tmp_path)
     # admission → auxiliary coefficient 1.05 (65 岁及以上); default hospital coefficient 1.
     # Standard = 1280 × 1.05 × 5.80 = 7,795.20 (vs 8,064.00 with the catalog's estimated 6.00).
     client = client_for(tmp_path, dip={"insurance_type": "职工"})
-    (card,) = client.post(
-        "/cds-services/dip-patient-view", json=demo_request("patient-view-stroke")
-    ).get_json()["cards"]
+    body = demo_request("order-sign-stroke-high-cost")  # full prefetch: no FHIR server needed
+    (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
     assert "支付标准 ¥7,795.20" in card["summary"]
     assert "职工预估点值" in card["detail"]
 
@@ -86,9 +85,8 @@ def test_the_configured_insurance_type_selects_the_regions_point_value(tmp_path)
 def test_the_hospital_level_sets_the_hospital_coefficient(tmp_path):
     # Level 3 → 1.05: 1280 × 1.05 (hospital) × 1.05 (age) × 5.80 = 8,184.96.
     client = client_for(tmp_path, dip={"insurance_type": "职工", "hospital_level": "3"})
-    (card,) = client.post(
-        "/cds-services/dip-patient-view", json=demo_request("patient-view-stroke")
-    ).get_json()["cards"]
+    body = demo_request("order-sign-stroke-high-cost")  # full prefetch: no FHIR server needed
+    (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
     assert "支付标准 ¥8,184.96" in card["summary"]
 
 
@@ -98,3 +96,12 @@ def test_a_request_may_name_the_region_and_the_label_names_the_catalog(tmp_path)
     body["extension"] = {"dip-cds-region": "999999"}
     (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
     assert card["source"]["label"] == "示例市 DIP 2.0 (样例数据)"
+
+
+def test_a_hostile_region_name_comes_back_escaped_in_the_warning_card(tmp_path):
+    client = client_for(tmp_path)
+    body = demo_request("order-sign-appendicitis")
+    body["extension"] = {"dip-cds-region": "<img src=x>"}
+    (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
+    assert card["indicator"] == "warning" and "DIP 目录" in card["detail"]
+    assert "<img" not in card["detail"] and "<img" not in card["summary"]
