@@ -84,7 +84,6 @@ def order_cards(req: HookRequest) -> list[dict[str, Any]]:
     cost = so_far.total if so_far is not None else None
     case = stay.case()
     result, pricing = evaluate(ctx, case, cost, order_cost.total)
-    estimate = is_estimate(stay, result)
     change = None
     operations = draft_procedures(
         orders,
@@ -101,7 +100,7 @@ def order_cards(req: HookRequest) -> list[dict[str, Any]]:
                 code = after.trace.principal_procedure
                 name = next((n for c, n in operations if c == code), name)
             change = GroupChangeView(
-                before=group_view(result, pricing, estimate),
+                before=group_view(result, pricing, is_estimate(stay, result)),
                 after=group_view(after, after_pricing, is_estimate(stay, after)),
                 procedure_code=code,
                 procedure_name=name,
@@ -112,7 +111,7 @@ def order_cards(req: HookRequest) -> list[dict[str, Any]]:
         notes.append(f"本次共 {len(orders)} 条医嘱，只计算了前 {MAX_ORDERS} 条的费用")
     view = OrderSignView(
         catalog_label=ctx.label,
-        group=group_view(result, pricing, estimate),
+        group=group_view(result, pricing, is_estimate(stay, result)),
         position=position_from(pricing.payment_standard, so_far, order_cost),
         ungrouped_reason=ungrouped_reason(result, stay, data),
         group_change=change,

@@ -15,7 +15,7 @@ Two entries sharing the lowest rank are a conflict the card reports.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -399,9 +399,3 @@ def read_stay(
         procedures_outside=tuple(outside),
         notes=tuple(notes),
     )
-
-
-def with_principal(stay: Stay, chosen: StayDiagnosis) -> Stay:
-    """The same stay with ``chosen`` as principal (the others keep their order)."""
-    rest = tuple(d for d in stay.diagnoses if d is not chosen)
-    return replace(stay, diagnoses=(chosen, *rest))
