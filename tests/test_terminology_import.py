@@ -234,10 +234,10 @@ def test_the_sample_covers_the_demo_categories_and_is_small() -> None:
     assert set(required) <= present
     assert len(term.dx) < 1000 and len(term.px) < 500
     assert {p.name for p in SAMPLE_DIR.iterdir()} >= {
-        "icd10-yb2.0.tsv",
-        "icd9cm3-yb2.0.tsv",
-        "icd10-gl2.0-to-yb2.0.csv",
-        "icd9cm3-gl3.0-to-yb2.0.csv",
+        "icd10-yb2.0-sample.tsv",
+        "icd9cm3-yb2.0-sample.tsv",
+        "icd10-gl2.0-to-yb2.0-sample.csv",
+        "icd9cm3-gl3.0-to-yb2.0-sample.csv",
         "build_sample.py",
     }
 
@@ -253,10 +253,10 @@ def test_the_sample_is_exactly_what_build_sample_picks_from_the_real_data(tmp_pa
     counts = module.build(DX_LIST.parents[1], tmp_path)
     assert counts["px-missing"] == 0
     for name in (
-        "icd10-yb2.0.tsv",
-        "icd9cm3-yb2.0.tsv",
-        "icd10-gl2.0-to-yb2.0.csv",
-        "icd9cm3-gl3.0-to-yb2.0.csv",
+        "icd10-yb2.0-sample.tsv",
+        "icd9cm3-yb2.0-sample.tsv",
+        "icd10-gl2.0-to-yb2.0-sample.csv",
+        "icd9cm3-gl3.0-to-yb2.0-sample.csv",
     ):
         assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), name
 

@@ -95,11 +95,11 @@ def build(data: Path, out: Path = HERE) -> dict[str, int]:
     px_map_rows = [px_map[0]] + [r for r in px_map[1:] if r[2].strip() in px_codes]
 
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("icd10-yb2.0.tsv", dx_rows), ("icd9cm3-yb2.0.tsv", px_rows)):
+    for name, rows in (("icd10-yb2.0-sample.tsv", dx_rows), ("icd9cm3-yb2.0-sample.tsv", px_rows)):
         (out / name).write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
     for name, rows in (
-        ("icd10-gl2.0-to-yb2.0.csv", dx_map_rows),
-        ("icd9cm3-gl3.0-to-yb2.0.csv", px_map_rows),
+        ("icd10-gl2.0-to-yb2.0-sample.csv", dx_map_rows),
+        ("icd9cm3-gl3.0-to-yb2.0-sample.csv", px_map_rows),
     ):
         with (out / name).open("w", encoding="utf-8", newline="") as fh:
             csv.writer(fh, lineterminator="\n").writerows(rows)
