@@ -191,31 +191,35 @@ def make_plans(
 def budget_point_values(
     con: duckdb.DuckDBPyConnection, config: SettleConfig
 ) -> dict[str, tuple[Decimal | None, str]]:
-    """The 年初点值 per fund: configured (explicit or from history), else the engine's catalog estimate."""
-    out: dict[str, tuple[Decimal | None, str]] = {}
-    for fund in config.funds:
-        configured = fund.year_start_point_value()
-        if configured is not None:
-            source = (
-                "配置的年初点值"
-                if fund.budget_point_value is not None
-                else "年初点值 = Σ权重×历史费用 ÷ Σ权重×历史分值"
-            )
-            out[fund.key] = (configured, source)
-            continue
-        rows = con.execute(
-            "SELECT DISTINCT budget_pv, pv_source FROM eligible WHERE fund = ? AND budget_pv IS NOT NULL "
-            "ORDER BY budget_pv",
-            [fund.key],
-        ).fetchall()
-        if len(rows) == 1:
-            out[fund.key] = (Decimal(rows[0][0]), f"分组引擎点值: {rows[0][1]}")
-        elif rows:
-            values = " / ".join(f"{Decimal(v):.6f}" for v, _ in rows)
-            out[fund.key] = (None, f"分组引擎按险种的点值: {values}(未配置年初点值)")
-        else:
-            out[fund.key] = (None, "")
-    return out
+    """The 年初点值 per fund (see :func:`year_start_point_value`)."""
+    query = (
+        "SELECT DISTINCT budget_pv, pv_source FROM eligible WHERE fund = ? AND budget_pv IS NOT NULL "
+        "ORDER BY budget_pv"
+    )
+
+    def engine_values(fund) -> list:
+        return con.execute(query, [fund.key]).fetchall()
+
+    return {fund.key: year_start_point_value(fund, engine_values) for fund in config.funds}
+
+
+def year_start_point_value(fund, engine_point_values) -> tuple[Decimal | None, str]:
+    """One fund's 年初点值 and where it came from: configured (explicit or from history), else the
+    grouping engine's point value when all the fund's cases share one. ``engine_point_values(fund)``
+    gives the distinct (point value, source) rows of the fund's cases, queried only when nothing is
+    configured. Both settlement engines use this, so they agree by construction."""
+    configured = fund.year_start_point_value()
+    if configured is not None:
+        if fund.budget_point_value is not None:
+            return configured, "配置的年初点值"
+        return configured, "年初点值 = Σ权重×历史费用 ÷ Σ权重×历史分值"
+    rows = engine_point_values(fund)
+    if len(rows) == 1:
+        return Decimal(rows[0][0]), f"分组引擎点值: {rows[0][1]}"
+    if rows:
+        values = " / ".join(f"{Decimal(r[0]):.6f}" for r in rows)
+        return None, f"分组引擎按险种的点值: {values}(未配置年初点值)"
+    return None, ""
 
 
 def allocate(con: duckdb.DuckDBPyConnection, plans: list[FundPlan]) -> None:

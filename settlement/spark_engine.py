@@ -298,26 +298,10 @@ def _settle_sql(spark, opts, mode: str):
 
 
 def _budget_point_values(spark, config) -> dict:
-    out = {}
-    for fund in config.funds:
-        configured = fund.year_start_point_value()
-        if configured is not None:
-            source = (
-                "配置的年初点值"
-                if fund.budget_point_value is not None
-                else "年初点值 = Σ权重×历史费用 ÷ Σ权重×历史分值"
-            )
-            out[fund.key] = (configured, source)
-            continue
-        rows = spark.sql(
+    def engine_values(fund):
+        return spark.sql(
             f"SELECT DISTINCT budget_pv, pv_source FROM eligible WHERE fund = '{fund.key.replace(chr(39), '')}' "
             "AND budget_pv IS NOT NULL ORDER BY budget_pv"
         ).collect()
-        if len(rows) == 1:
-            out[fund.key] = (Decimal(rows[0][0]), f"分组引擎点值: {rows[0][1]}")
-        elif rows:
-            values = " / ".join(f"{Decimal(r[0]):.6f}" for r in rows)
-            out[fund.key] = (None, f"分组引擎按险种的点值: {values}(未配置年初点值)")
-        else:
-            out[fund.key] = (None, "")
-    return out
+
+    return {fund.key: aggregate.year_start_point_value(fund, engine_values) for fund in config.funds}
