@@ -7,8 +7,9 @@ stays ``None`` and every input that was guessed or mapped becomes an estimate no
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -340,3 +341,31 @@ def price_group(ctx: DipContext, case: Case, group: Any) -> GroupView:
         group.code, group.type, group.name, group.score, "", Trace(None, None, None, None, ()), (), group
     )
     return group_view(result, ctx.engine.price(case_of(ctx, case), result), estimate=False)
+
+
+StayHandler = Callable[[HookRequest, DipContext, EncounterData], list[dict[str, Any]]]
+
+
+def for_inpatient_stay(*, find_open: bool) -> Callable[[StayHandler], Callable[[HookRequest], list]]:
+    """Wrap a card builder ``fn(req, ctx, data)`` with what every DIP service does first: pick the
+    catalog (a warning card when the region has none), get the stay's data (``find_open``: look up the
+    open stay when no encounterId is given; a warning card when the FHIR server cannot tell), and
+    answer no card unless it is an inpatient stay — DIP pays inpatient stays only."""
+
+    def wrap(fn: StayHandler) -> Callable[[HookRequest], list]:
+        @functools.wraps(fn)
+        def handler(req: HookRequest) -> list[dict[str, Any]]:
+            try:
+                ctx = dip_context(req)
+            except NoCatalog as exc:
+                return [problem_card(str(exc), CATALOG_ADVICE)]
+            data = encounter_data(req, find_open=find_open)
+            if data.encounter is None and data.problem:
+                return [problem_card(f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）", FHIR_ADVICE)]
+            if not is_inpatient(data.encounter):
+                return []
+            return fn(req, ctx, data)
+
+        return handler
+
+    return wrap

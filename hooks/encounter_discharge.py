@@ -26,17 +26,14 @@ from cds_service.registry import HookRequest, cds_service
 from grouper import GroupResult, OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
-    CATALOG_ADVICE,
     DipContext,
-    NoCatalog,
+    EncounterData,
     cost_of_stay,
-    dip_context,
-    encounter_data,
     estimate_notes,
     evaluate,
+    for_inpatient_stay,
     group_view,
     is_estimate,
-    problem_card,
     stay_of,
     ungrouped_reason,
 )
@@ -202,14 +199,8 @@ def _birth_weight_observations(req: HookRequest, stay_age_days: int | None, newb
     prefetch=ENCOUNTER_PREFETCH,
     required_prefetch={"patient", "encounter"},
 )
-def handle(req: HookRequest) -> list[dict[str, Any]]:
-    try:
-        ctx = dip_context(req)
-    except NoCatalog as exc:
-        return [problem_card(str(exc), CATALOG_ADVICE)]
-    data = encounter_data(req)
-    if data.encounter is None:
-        return []
+@for_inpatient_stay(find_open=False)
+def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
     rules = load_coding_rules(ctx.home)
     stay = stay_of(req, ctx, data, at_discharge=True)
     newborn_days = int(rules.get("checks", {}).get("newborn_days", 28))

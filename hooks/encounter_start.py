@@ -12,15 +12,12 @@ from cds_service.registry import HookRequest, cds_service
 from grouper import GroupType, OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
-    CATALOG_ADVICE,
-    NoCatalog,
-    dip_context,
-    encounter_data,
+    DipContext,
+    EncounterData,
     estimate_notes,
     evaluate,
-    is_inpatient,
+    for_inpatient_stay,
     price_group,
-    problem_card,
     stay_of,
 )
 from terminology.structure import leimu, yamu
@@ -43,14 +40,8 @@ def _by_frequency(group: Any) -> tuple:
     prefetch=ENCOUNTER_PREFETCH,
     required_prefetch={"patient", "encounter"},
 )
-def handle(req: HookRequest) -> list[dict[str, Any]]:
-    try:
-        ctx = dip_context(req)
-    except NoCatalog as exc:
-        return [problem_card(str(exc), CATALOG_ADVICE)]
-    data = encounter_data(req)
-    if not is_inpatient(data.encounter):
-        return []
+@for_inpatient_stay(find_open=False)
+def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
     stay = stay_of(req, ctx, data)
     principal = stay.principal
     code = principal.best_guess if principal is not None else None

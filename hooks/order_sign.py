@@ -16,18 +16,14 @@ from costing import cost_of_orders
 from grouper import OpType
 from hooks import ENCOUNTER_PREFETCH
 from hooks.assess import (
-    CATALOG_ADVICE,
-    FHIR_ADVICE,
-    NoCatalog,
+    DipContext,
+    EncounterData,
     cost_of_stay,
-    dip_context,
-    encounter_data,
     estimate_notes,
     evaluate,
+    for_inpatient_stay,
     group_view,
     is_estimate,
-    is_inpatient,
-    problem_card,
     stay_of,
     ungrouped_reason,
 )
@@ -66,17 +62,9 @@ def draft_procedures(
     return found
 
 
-def order_cards(req: HookRequest) -> list[dict[str, Any]]:
+@for_inpatient_stay(find_open=True)
+def order_cards(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
     """The order-sign / order-select status card."""
-    try:
-        ctx = dip_context(req)
-    except NoCatalog as exc:
-        return [problem_card(str(exc), CATALOG_ADVICE)]
-    data = encounter_data(req, find_open=True)
-    if data.encounter is None and data.problem:
-        return [problem_card(f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）", FHIR_ADVICE)]
-    if not is_inpatient(data.encounter):
-        return []
     stay = stay_of(req, ctx, data)
     so_far = cost_of_stay(req, ctx, data)
     orders = req.draft_orders()

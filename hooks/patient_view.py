@@ -14,18 +14,14 @@ from cards import PatientStatusView, position_from
 from cds_service.registry import HookRequest, cds_service
 from hooks import ENCOUNTER_PREFETCH, OPEN_ENCOUNTERS
 from hooks.assess import (
-    CATALOG_ADVICE,
-    FHIR_ADVICE,
-    NoCatalog,
+    DipContext,
+    EncounterData,
     cost_of_stay,
-    dip_context,
-    encounter_data,
     estimate_notes,
     evaluate,
+    for_inpatient_stay,
     group_view,
     is_estimate,
-    is_inpatient,
-    problem_card,
     stay_of,
     ungrouped_reason,
 )
@@ -44,16 +40,9 @@ OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
     prefetch={**ENCOUNTER_PREFETCH, "openEncounters": OPEN_ENCOUNTERS},
     required_prefetch={"patient"},
 )
-def handle(req: HookRequest) -> list[dict[str, Any]]:
-    try:
-        ctx = dip_context(req)
-    except NoCatalog as exc:
-        return [problem_card(str(exc), CATALOG_ADVICE)]
-    data = encounter_data(req, find_open=True)
-    if data.encounter is None and data.problem:
-        return [problem_card(f"未能从 FHIR 服务器读取患者的在院就诊（{data.problem}）", FHIR_ADVICE)]
-    encounter = data.encounter
-    if not is_inpatient(encounter) or encounter.get("status") not in OPEN_STATUSES:
+@for_inpatient_stay(find_open=True)
+def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
+    if data.encounter.get("status") not in OPEN_STATUSES:
         return []  # no open stay: nothing to say (the spec: no card rather than an empty one)
     stay = stay_of(req, ctx, data)
     so_far = cost_of_stay(req, ctx, data)
