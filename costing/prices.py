@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from costing.categories import category_names, normalize_category
+from terminology.textfile import decode_table_text
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +146,8 @@ def _cell(row: Sequence[object], index: int | None) -> str:
 
 
 def _rows_from_csv(data: bytes) -> Iterator[tuple[int, list[str]]]:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes nearly anything
+    text = decode_table_text(data)
+    if text is None:
         raise PriceImportError("the file is neither UTF-8 nor GB18030 text")
     sample = text[:4096]
     try:

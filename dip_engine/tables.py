@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from terminology.textfile import decode_table_text
+
 
 class TableError(ValueError):
     """A file that cannot be read as a table (wrong format, encoding, empty)."""
@@ -19,14 +21,8 @@ class Sheet:
 
 
 def _csv_sheets(path: Path) -> list[Sheet]:
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes almost anything
+    text = decode_table_text(path.read_bytes())
+    if text is None:
         raise TableError(f"{path.name}: neither UTF-8 nor GB18030 text")
     reader = csv.reader(text.splitlines(keepends=True))
     try:

@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from terminology.textfile import decode_table_text
+
 __all__ = ["LocalEntry", "LocalMaps", "load_local_maps", "local_maps_for_home", "LOCAL_MAPS_DIR"]
 
 LOCAL_MAPS_DIR = "local_maps"
@@ -60,13 +62,12 @@ class LocalMaps:
         path = Path(path)
         name = path.stem
         try:
-            text = path.read_bytes()
-            try:
-                content = text.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                content = text.decode("gb18030")
+            content = decode_table_text(path.read_bytes())
         except OSError as exc:
             self.rejects.append((str(path), 0, f"无法读取文件：{exc}"))
+            return
+        if content is None:
+            self.rejects.append((str(path), 0, "无法识别文件编码（既不是 UTF-8 也不是 GB18030）"))
             return
         reader = csv.reader(io.StringIO(content, newline=""))
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from terminology.normalize import normalize_diagnosis, normalize_procedure
+from terminology.textfile import decode_table_text
 
 __all__ = [
     "KINDS",
@@ -98,14 +99,8 @@ def _header_key(text: str) -> str:
 
 
 def _iter_text_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
+    text = decode_table_text(path.read_bytes())
+    if text is None:
         raise TableFormatError("无法识别文件编码（既不是 UTF-8 也不是 GB18030）")
     first = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" or first.count("\t") > first.count(",") else ","
