@@ -107,7 +107,6 @@ def stay_of(
     data: EncounterData,
     *,
     at_discharge: bool = False,
-    observations: Any = None,
 ) -> Stay:
     """The stay of ``data``'s encounter, every code mapped to 医保版."""
     return read_stay(
@@ -118,7 +117,6 @@ def stay_of(
         req.app_data.terminology,
         local_maps=ctx.local_maps,
         at_discharge=at_discharge,
-        observations=observations,
     )
 
 

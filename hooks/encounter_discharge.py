@@ -10,6 +10,7 @@ make an admissible documented diagnosis the principal one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +39,7 @@ from hooks.assess import (
     ungrouped_reason,
 )
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
-from hooks.stay import Stay, StayDiagnosis, StayProcedure
+from hooks.stay import Stay, StayDiagnosis, StayProcedure, birth_weight_grams
 from terminology.structure import leimu
 from terminology.systems import canonical_for_kind, identify_system
 
@@ -206,7 +207,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
     newborn_days = int(rules.get("checks", {}).get("newborn_days", 28))
     observations = _birth_weight_observations(req, stay.age_days, newborn_days)
     if observations is not None:
-        stay = stay_of(req, ctx, data, at_discharge=True, observations=observations)
+        stay = replace(stay, birth_weight_g=birth_weight_grams(observations))
     so_far = cost_of_stay(req, ctx, data)
     cost = so_far.total if so_far is not None else None
     result, pricing = evaluate(ctx, stay.case(), cost)
