@@ -24,7 +24,11 @@ def sample_catalog() -> Catalog:
     from dip_engine.importer import import_catalog
 
     catalog, _ = import_catalog(
-        SAMPLE_DIR / "sample-catalog.csv", SAMPLE_REGION, SAMPLE_NAME, 2025, stats_path=SAMPLE_DIR / "sample-stats.csv"
+        SAMPLE_DIR / "sample-catalog.csv",
+        SAMPLE_REGION,
+        SAMPLE_NAME,
+        2025,
+        stats_path=SAMPLE_DIR / "sample-stats.csv",
     )
     catalog.is_sample = True
     return catalog

@@ -346,7 +346,11 @@ def test_reimport_replaces_a_region_year_and_catalogs_know_their_home(tmp_path):
     home.mkdir()
     for _ in range(2):
         catalog, report = import_catalog(
-            SAMPLE_DIR / "sample-catalog.csv", "999999", "示例", 2024, stats_path=SAMPLE_DIR / "sample-stats.csv"
+            SAMPLE_DIR / "sample-catalog.csv",
+            "999999",
+            "示例",
+            2024,
+            stats_path=SAMPLE_DIR / "sample-stats.csv",
         )
         save_catalog(home, catalog, report.as_dict())
     (home / "rules").mkdir()
@@ -460,7 +464,8 @@ def test_region_codes_cannot_escape_the_rules_directory(tmp_path):
     from dip_engine import SAMPLE_DIR
 
     res = _run(
-        ["data", "import-catalog", str(SAMPLE_DIR / "sample-catalog.csv"), "--region", "../x", "--name", "x"], tmp_path
+        ["data", "import-catalog", str(SAMPLE_DIR / "sample-catalog.csv"), "--region", "../x", "--name", "x"],
+        tmp_path,
     )
     assert res.exit_code != 0 and "region" in res.output
 
