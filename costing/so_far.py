@@ -91,6 +91,13 @@ def _amount(item: dict[str, Any], prices: PriceList | None) -> tuple[Decimal | N
     return None, "无金额（priceOverride / totalPriceComponent 均未给出）"
 
 
+def charge_item_amount(
+    item: dict[str, Any], prices: PriceList | None = None
+) -> tuple[Decimal | None, str | None]:
+    """(amount of one ChargeItem in yuan, or None with the reason), by the rules of this module."""
+    return _amount(item, prices)
+
+
 def _category(item: dict[str, Any], prices: PriceList | None) -> str:
     for extension in item.get("extension") or []:
         if not isinstance(extension, dict) or not str(extension.get("url", "")).endswith("fee-category"):

@@ -144,11 +144,15 @@ def load_local_maps(paths) -> LocalMaps:
 _home_cache: dict[str, tuple[tuple, LocalMaps]] = {}
 
 
-def local_maps_for_home(home: str | Path | None) -> LocalMaps:
-    """The maps in ``<home>/local_maps``, re-read only when a file changed."""
+def local_maps_for_home(home: str | Path | None, kind: str | None = None) -> LocalMaps:
+    """The maps in ``<home>/local_maps`` (diagnoses and procedures), or in its ``kind`` subfolder
+    (``drugs`` / ``items``: the hospital's drug and service-item codes → national codes, used by
+    医保智能审核), re-read only when a file changed."""
     if home is None:
         return LocalMaps()
     folder = Path(home) / LOCAL_MAPS_DIR
+    if kind is not None:
+        folder = folder / kind
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
     stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
     cached = _home_cache.get(str(folder))
