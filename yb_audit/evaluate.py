@@ -353,7 +353,7 @@ class _Run:
                         )
                         detail = f"无法确认是否已折价（缺少标准价），按 {rate:g} 折估算"
                     else:
-                        expected = line.reference_price * rate
+                        expected = cents(line.reference_price * rate)  # the discounted price, in fen
                         if line.unit_price <= expected:
                             continue
                         amount = cents((line.unit_price - expected) * line.quantity)

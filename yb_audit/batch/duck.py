@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import os
+import tempfile
 from pathlib import Path
 
 from yb_audit.batch import sql
@@ -22,6 +25,21 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def register_rows(con, name: str, columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> None:
+    """A DuckDB table from Python rows, through a temporary CSV file (executemany is row by row)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", encoding="utf-8", newline="", delete=False) as fh:
+        csv.writer(fh, lineterminator="\n").writerows(["" if v is None else v for v in row] for row in rows)
+        path = fh.name
+    try:
+        types = ", ".join(f"'{c}': '{'VARCHAR' if t == 'STRING' else t}'" for c, t in columns)
+        con.execute(
+            f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_csv({_literal(path)}, columns = {{{types}}},"
+            " header = false, auto_detect = false, quote = '\"', escape = '\"', nullstr = '')"
+        )
+    finally:
+        os.unlink(path)
+
+
 class DuckRunner:
     dialect = sql.DUCKDB
 
@@ -39,9 +57,7 @@ class DuckRunner:
             self.con.execute(f"SET memory_limit = {_literal(memory_limit)}")
 
     def register(self, name: str, columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> None:
-        self.con.execute(f"CREATE OR REPLACE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns)})")
-        if rows:
-            self.con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(columns))})", rows)
+        register_rows(self.con, name, columns, rows)
 
     def sources(self, table: TableFile, prefix: str) -> None:
         skip = table.first_data_line - 1

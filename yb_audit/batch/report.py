@@ -25,10 +25,28 @@ from markupsafe import Markup
 from settlement.charts import bar_chart, hbar_chart
 from settlement.reports import SAFE_SQL, cell_safe
 from yb_audit import kinds
+from yb_audit.batch.duck import register_rows
 from yb_audit.evaluate import LEVEL_NAMES, age_limit
 from yb_audit.model import RuleSet
 from yb_audit.settings import AuditSettings
 
+RULE_INFO_COLUMNS = tuple(
+    (name, "INTEGER" if name in ("manual", "p_limit") else "VARCHAR")
+    for name in (
+        "rule_id",
+        "kind",
+        "kind_label",
+        "batch",
+        "ruleset",
+        "name",
+        "text",
+        "item_name",
+        "limit_text",
+        "manual",
+        "p_limit",
+        "p_group",
+    )
+)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 XLSX_DETAIL_ROWS = 20_000
 XLSX_REJECT_ROWS = 20_000
@@ -172,16 +190,20 @@ def _dicts(con, query: str) -> list[dict[str, Any]]:
 
 
 def _ranking_sql(key: str, name: str) -> str:
+    """Departments / doctors by amount at risk (once per line) then by number of findings."""
+    code = f"COALESCE({key}, '（未填写）')"
     return f"""
-SELECT ROW_NUMBER() OVER (ORDER BY amount_at_risk DESC, findings DESC, code) AS rank, * FROM (
-  SELECT COALESCE({key}, '（未填写）') AS code, MIN({name}) AS name, COUNT(*) AS findings,
-         COUNT(*) FILTER (WHERE severity = '{kinds.VIOLATION}') AS violations,
-         COUNT(*) FILTER (WHERE severity = '{kinds.SUSPICIOUS}') AS suspicious,
-         COUNT(DISTINCT line) AS lines,
-         CAST((SELECT COALESCE(SUM(a), 0) FROM (SELECT MAX(amount) AS a FROM findings_full g
-               WHERE COALESCE(g.{key}, '（未填写）') = COALESCE(x.{key}, '（未填写）') GROUP BY g.line)) AS DECIMAL(18,2)) AS amount_at_risk
-  FROM findings_full x GROUP BY COALESCE({key}, '（未填写）')
-)"""
+WITH per_line AS (SELECT {code} AS code, line, MAX(amount) AS a FROM findings_full GROUP BY 1, 2),
+     amounts AS (SELECT code, CAST(COALESCE(SUM(a), 0) AS DECIMAL(18,2)) AS amount_at_risk FROM per_line GROUP BY code),
+     counts AS (
+       SELECT {code} AS code, MIN({name}) AS name, COUNT(*) AS findings,
+              COUNT(*) FILTER (WHERE severity = '{kinds.VIOLATION}') AS violations,
+              COUNT(*) FILTER (WHERE severity = '{kinds.SUSPICIOUS}') AS suspicious,
+              COUNT(DISTINCT line) AS lines
+       FROM findings_full GROUP BY 1)
+SELECT ROW_NUMBER() OVER (ORDER BY a.amount_at_risk DESC, c.findings DESC, c.code) AS rank, c.*, a.amount_at_risk
+FROM counts c JOIN amounts a USING (code)
+ORDER BY rank"""
 
 
 def write_reports(
@@ -191,13 +213,7 @@ def write_reports(
     import time
 
     started = time.perf_counter()
-    con.execute(
-        "CREATE OR REPLACE TABLE rule_info (rule_id VARCHAR, kind VARCHAR, kind_label VARCHAR, batch VARCHAR, ruleset VARCHAR,"
-        " name VARCHAR, text VARCHAR, item_name VARCHAR, limit_text VARCHAR, manual INTEGER, p_limit INTEGER, p_group VARCHAR)"
-    )
-    con.executemany(
-        "INSERT INTO rule_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _rule_info_rows(rules, settings)
-    )
+    register_rows(con, "rule_info", RULE_INFO_COLUMNS, _rule_info_rows(rules, settings))
     con.execute(
         f"""CREATE OR REPLACE TABLE report_findings AS
 SELECT f.*, {_message_sql(Decimal(settings.secondary_operation_rate))} AS msg

@@ -365,13 +365,13 @@ WHERE pick = 1"""
 SELECT x.rule_id, '' AS chk, x.line,
        CASE WHEN x.ref IS NULL THEN '{kinds.SUSPICIOUS}' ELSE x.severity END AS severity,
        CAST(CASE WHEN x.ref IS NULL THEN ROUND(x.pric * x.cnt * (1 - {rate}), 2)
-                 ELSE ROUND((x.pric - x.ref * {rate}) * x.cnt, 2) END AS DECIMAL(18,2)) AS amount,
+                 ELSE ROUND((x.pric - ROUND(x.ref * {rate}, 2)) * x.cnt, 2) END AS DECIMAL(18,2)) AS amount,
        {null} AS n1, {null} AS n2, {nint} AS d1, {nint} AS d2, main.line AS rel
 FROM (SELECT rl.*, c.code_rank, c.ncodes FROM rl JOIN op_codes c
         ON c.rule_id = rl.rule_id AND c.mdtrt = rl.mdtrt AND c.day = rl.day AND c.code = rl.code
       WHERE rl.kind = 'main_secondary') x
 JOIN op_codes main ON main.rule_id = x.rule_id AND main.mdtrt = x.mdtrt AND main.day = x.day AND main.code_rank = 1
-WHERE x.ncodes >= 2 AND x.code_rank > 1 AND (x.ref IS NULL OR x.pric > x.ref * {rate})"""
+WHERE x.ncodes >= 2 AND x.code_rank > 1 AND (x.ref IS NULL OR x.pric > ROUND(x.ref * {rate}, 2))"""
     op_codes = """
 SELECT rule_id, mdtrt, day, code, line,
        ROW_NUMBER() OVER (PARTITION BY rule_id, mdtrt, day ORDER BY maxp DESC, first_ts, line, code) AS code_rank,
