@@ -253,6 +253,15 @@ def _resolve_who(term, raw: str, system: str | None) -> Resolution:
     )
 
 
+#: search match kind → (path, how the text relates to the official name) for an assigned text
+_TEXT_PATHS = {
+    "name": ("text-exact-name", "一致"),
+    "name-variant": ("text-same-concept", "是同一概念（仅写法不同：病/症/术、性/型、括号内别名等）"),
+    "name+synonym": ("text-synonym", "一致（按临床简称对照表展开）"),
+    "name-variant+synonym": ("text-synonym", "是同一概念（按临床简称对照表展开）"),
+}
+
+
 def resolve_text(
     term, kind: str, text: Any, threshold: float = DEFAULT_TEXT_THRESHOLD, limit: int = 5
 ) -> Resolution:
@@ -273,14 +282,15 @@ def resolve_text(
     top = hits[0]
     tie = len(hits) > 1 and hits[1].score >= top.score
     if top.score >= threshold and not tie:
+        path, how = _TEXT_PATHS.get(top.match, ("text-fuzzy", "相近"))
         return Resolution(
             top.code,
             top.display,
             canonical_for_kind(kind),
             top.score,
-            {"name": "text-exact-name", "name+synonym": "text-synonym"}.get(top.match, "text-fuzzy"),
+            path,
             candidates=cands,
-            reasons=(*reasons, f"文字“{query[:30]}”与医保版名称“{top.display}”一致"),
+            reasons=(*reasons, f"文字“{query[:30]}”与医保版名称“{top.display}”{how}"),
         )
     return Resolution(
         None,
