@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["GENERIC_HEADS", "aliases", "concept_keys", "order_key", "relation"]
+__all__ = ["GENERIC_HEADS", "aliases", "concept_keys", "order_key", "relation", "same_concept"]
 
 #: trailing words that name the category rather than the concept, per kind (longest first)
 GENERIC_HEADS: dict[str, tuple[str, ...]] = {
@@ -121,3 +121,12 @@ def relation(query_key: str, name_key: str) -> str:
         rest = next((rest[len(h) :] for h in _ALL_HEADS if rest.startswith(h) and rest != h), rest)
         return "narrower" if _QUALIFIER.match(rest) else "prefix"
     return "contains" if query_key in name_key else ""
+
+
+def same_concept(text: str, name: str, kind: str) -> bool:
+    """Whether ``text`` (a coding's display) names the concept whose official name is ``name``:
+    equal wording keys, or one of the name's bracketed aliases (心房纤颤 for 心房颤动[心房纤颤])."""
+    if not isinstance(text, str) or not text.strip():
+        return False
+    key = concept_keys(text, kind)[2]
+    return key == concept_keys(name, kind)[2] or any(key == concept_keys(a, kind)[2] for a in aliases(name))
