@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from cds_service.appdata import get_app_data
+from cds_service.errors import operation_outcome
 from terminology.systems import (
     CONCEPTMAP_DX,
     CONCEPTMAP_PX,
@@ -55,18 +57,10 @@ def _respond(resource: dict, status: int = 200) -> Response:
 
 
 def _outcome(message: str, status: int, code: str = "invalid", severity: str = "error") -> Response:
-    return _respond(
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": message}],
-        },
-        status,
-    )
+    return _respond(operation_outcome([(severity, code, message)]), status)
 
 
-def _terminology():
-    from cds_service.appdata import get_app_data
-
+def _terminology() -> Any:
     return get_app_data().terminology
 
 
