@@ -159,11 +159,14 @@ class _IssuerSchema(SectionSchema):
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> IssuerSettings:
-        jwks = data.pop("jwks", None) or ()
+        jwks = data.get("jwks") or ()
         keys = jwks.get("keys") if isinstance(jwks, dict) else jwks
         return IssuerSettings(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()},
+            iss=data["iss"],
+            jku=tuple(data.get("jku", ())),
             jwks=tuple(dict(k) for k in keys or ()),
+            jwks_url=data.get("jwks_url"),
+            tenant=data.get("tenant"),
         )
 
 
@@ -284,7 +287,7 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """``DIP_CDS_SECURITY__JWT=required`` → ``{"security": {"jwt": "required"}}``."""
     out: dict[str, dict[str, Any]] = {}
     for name, raw in environ.items():
@@ -356,12 +359,12 @@ def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, A
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     home: Path | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     plugins: Iterable[Plugin] | None = None,
 ) -> Settings:
     """Read the TOML file (if any), apply env overrides, validate against the core's and the
     ``plugins``' sections (default: the installed plugins). Raises :class:`ConfigError`."""
-    environ = os.environ if environ is None else environ
+    overrides = env_overrides(os.environ if environ is None else environ)
     path = config_file_path(config_file, home)
     raw: dict[str, Any] = {}
     source = "defaults"
@@ -373,7 +376,6 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
         source = str(path)
-    overrides = env_overrides(environ)
     if overrides:
         source += " + environment"
     return settings_from_mapping(_merge(raw, overrides), source=source, plugins=plugins)

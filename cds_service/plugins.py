@@ -25,7 +25,7 @@ Every app owns the plugin set it was built with (:func:`cds_service.app.create_a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -110,7 +110,7 @@ class PluginSet:
         if problems:
             raise PluginError("; ".join(problems))
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Plugin]:
         return iter(self.plugins)
 
     def names(self) -> list[str]:

@@ -66,7 +66,7 @@ class DipContext:
     home: Path | None
     prices: PriceList
     local_maps: Any
-    hospital: dict[str, str] = field(default_factory=dict)  # hospital_id, hospital_level, insurance_type
+    hospital: dict[str, Any] = field(default_factory=dict)  # hospital_id, hospital_level, insurance_type
 
     @property
     def label(self) -> str:
@@ -305,9 +305,9 @@ def encounter_data(req: HookRequest, *, find_open: bool = False) -> EncounterDat
                 "Encounter", {"patient": req.patient_id, "status": "in-progress", "_count": "20"}
             )
         encounter = _open_inpatient(bundle)
-        if encounter is None or req.fhir is None:
-            return EncounterData(encounter)
-        eid = encounter.get("id")
+        eid = encounter.get("id") if encounter is not None else None
+        if encounter is None or req.fhir is None or not isinstance(eid, str):
+            return EncounterData(encounter)  # an encounter without an id has no linked data to read
         base = {"patient": req.patient_id}
         return EncounterData(
             encounter,
@@ -333,7 +333,7 @@ def ungrouped_reason(result: GroupResult, stay: Stay, data: EncounterData) -> st
     return result.reason.removeprefix("未入组：")
 
 
-def price_group(ctx: DipContext, case: Case, group: Any) -> GroupView:
+def price_group(ctx: DipContext, case: Case, group: Any) -> GroupView | None:
     """A catalog group as the card shows it, priced for this patient (coefficients apply)."""
     from grouper import Trace
 

@@ -415,7 +415,7 @@ def create_app(data_dir: Path | str | None = None, base_path: str = "") -> Flask
     app = Flask(__name__)
     app.config["FHIR_STORE"] = FhirStore.from_directory(data_dir or DEMO_DATA_DIR)
     app.config["FHIR_BASE_PATH"] = base_path
-    app.json.ensure_ascii = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     app.register_blueprint(_make_blueprint(), url_prefix=base_path or None)
     CORS(
         app,

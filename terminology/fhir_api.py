@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from flask import Blueprint, Response, request
 
@@ -99,6 +99,10 @@ def _params() -> dict[str, Any]:
     return out
 
 
+@overload
+def _text(params: dict, name: str, required: Literal[True], max_len: int = 500) -> str: ...
+@overload
+def _text(params: dict, name: str, required: bool = False, max_len: int = 500) -> str | None: ...
 def _text(params: dict, name: str, required: bool = False, max_len: int = 500) -> str | None:
     value = params.get(name)
     if value is None or value == "":
