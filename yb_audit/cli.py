@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tomllib
 from pathlib import Path
 
 import click
@@ -19,25 +17,15 @@ def _home(ctx: click.Context) -> Path:
 
 
 def audit_settings_for(home: Path, config: str | None):
-    """``[audit]`` of the service configuration (file + ``DIP_CDS_AUDIT__*``), validated."""
-    from marshmallow import ValidationError
+    """``[audit]`` of the service configuration (file + ``DIP_CDS_<SECTION>__*``), validated with
+    every other section, so a command and the service read the same settings."""
+    from cds_service.config import ConfigError, load_settings
+    from yb_audit.settings import audit_settings
 
-    from cds_service.config import config_file_path, env_overrides
-    from yb_audit.settings import SECTION, load_audit_settings
-
-    raw: dict = {}
-    path = config_file_path(config, home)
-    if path is not None:
-        try:
-            raw = dict(tomllib.loads(Path(path).read_text(encoding="utf-8")).get(SECTION, {}))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise click.ClickException(f"无法读取配置文件 {path}：{exc}") from None
-    raw.update(env_overrides(os.environ).get(SECTION, {}))
     try:
-        return load_audit_settings(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"audit.{k}: {v}" for k, v in exc.messages.items())
-        raise click.ClickException(f"[audit] 配置无效：{problems}") from None
+        return audit_settings(load_settings(config, home))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("import-rules")
@@ -136,17 +124,19 @@ def rules_command(ctx, activate, deactivate) -> None:
 def audit_command(ctx, fees, stays, output, engine, threads, memory_limit, hospital_level, config) -> None:
     """事后审核: audit fee-detail lines (national 2301 field names) against the active rules and
     write findings (CSV/XLSX), totals by rule, 科室 and 医生 rankings, an HTML report and rejects."""
+    from marshmallow import ValidationError
+
     from yb_audit.batch.inputs import InputError
     from yb_audit.batch.run import run_audit
-    from yb_audit.settings import _level
+    from yb_audit.settings import parse_level
 
     home = _home(ctx)
     settings = audit_settings_for(home, config)
     level = None
     if hospital_level is not None:
         try:
-            level = _level(hospital_level)
-        except Exception:  # noqa: BLE001 - marshmallow ValidationError
+            level = parse_level(hospital_level)
+        except ValidationError:
             raise click.BadParameter("应为 一级 / 二级 / 三级", param_hint="--hospital-level") from None
     try:
         summary = run_audit(

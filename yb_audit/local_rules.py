@@ -218,7 +218,7 @@ def _rule(raw: Any, parsed: ParsedRuleSet, source: str, where: str) -> tuple[str
 
 
 def read_local_rules(path: Path) -> ParsedRuleSet:
-    from terminology.textfile import decode_table_text
+    from cds_service.tables import decode_table_text
 
     raw = path.read_bytes()
     text = decode_table_text(raw)

@@ -12,20 +12,24 @@ secondary_operation_rate = "0.5" # 第二及以后的手术按主手术价格的
 disabled_rules = []             # rule ids, kind keys (e.g. "course") or rule-set names not to apply
 group_cards_above = 3           # more findings than this → one grouped card per severity
 show_suspicious = true          # show 可疑 findings (info cards) on hooks
+national_api_keys = []          # when set: /yb/3101 and /yb/3102 need "Authorization: Bearer <key>"
 ```
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, validate
+
+from cds_service.config import SectionSchema
 
 SECTION = "audit"
 _LEVELS = {"一级": 1, "二级": 2, "三级": 3, "1": 1, "2": 2, "3": 3}
+INSURANCE_VALUES = ("基本医疗", "职工", "居民", "离休", "工伤", "生育", "自费")
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,11 @@ class AuditSettings:
     disabled_rules: tuple[str, ...] = ()
     group_cards_above: int = 3
     show_suspicious: bool = True
+    national_api_keys: tuple[str, ...] = field(default=(), repr=False)  # secrets: never in logs
 
 
-def _level(value: Any) -> int | None:
+def parse_level(value: Any) -> int | None:
+    """一级 / 二级 / 三级 (or 1 / 2 / 3, 三级甲等 …) → 1 / 2 / 3; raises ``ValidationError``."""
     if value is None:
         return None
     text = str(value).strip()
@@ -56,53 +62,34 @@ class LevelField(fields.Field):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> int | None:
-        return _level(value)
+        return parse_level(value)
 
 
-class AuditSchema(Schema):
+class AuditSchema(SectionSchema):
     """Validates ``[audit]`` into :class:`AuditSettings` (unknown keys are errors)."""
 
-    class Meta:
-        unknown = RAISE
-
-    child_age_limit = fields.Integer(load_default=18, validate=validate.Range(min=1, max=30))
-    infant_age_limit = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10))
-    baby_age_limit = fields.Integer(load_default=1, validate=validate.Range(min=1, max=3))
-    newborn_age_days = fields.Integer(load_default=28, validate=validate.Range(min=1, max=60))
-    hospital_level = LevelField(load_default=None, allow_none=True)
-    default_insurance = fields.String(
-        load_default="基本医疗",
-        validate=validate.OneOf(["基本医疗", "职工", "居民", "离休", "工伤", "生育", "自费"]),
-    )
-    secondary_operation_rate = fields.Decimal(
-        load_default=Decimal("0.5"), validate=validate.Range(min=0, max=1), as_string=False
-    )
-    disabled_rules = fields.List(fields.String(validate=validate.Length(min=1, max=200)), load_default=list)
-    group_cards_above = fields.Integer(load_default=3, validate=validate.Range(min=1, max=100))
-    show_suspicious = fields.Boolean(load_default=True)
-
-    @post_load
-    def _make(self, data: dict[str, Any], **_: Any) -> AuditSettings:
-        data["disabled_rules"] = tuple(data["disabled_rules"])
-        return AuditSettings(**data)
+    settings_class = AuditSettings
+    child_age_limit = fields.Integer(validate=validate.Range(min=1, max=30))
+    infant_age_limit = fields.Integer(validate=validate.Range(min=1, max=10))
+    baby_age_limit = fields.Integer(validate=validate.Range(min=1, max=3))
+    newborn_age_days = fields.Integer(validate=validate.Range(min=1, max=60))
+    hospital_level = LevelField(allow_none=True)
+    default_insurance = fields.String(validate=validate.OneOf(INSURANCE_VALUES))
+    secondary_operation_rate = fields.Decimal(validate=validate.Range(min=0, max=1))
+    disabled_rules = fields.List(fields.String(validate=validate.Length(min=1, max=200)))
+    group_cards_above = fields.Integer(validate=validate.Range(min=1, max=100))
+    show_suspicious = fields.Boolean()
+    national_api_keys = fields.List(fields.String(validate=validate.Length(min=16, max=200)))
 
 
 def audit_settings(settings: Any) -> AuditSettings:
-    """The ``[audit]`` settings of the service settings (defaults when the section is absent)."""
-    found = getattr(settings, SECTION, None) if settings is not None else None
-    if isinstance(found, AuditSettings):
-        return found
+    """The ``[audit]`` settings of the service settings (defaults when no plugin declared it)."""
     section = getattr(settings, "section", None)
     if callable(section):
         try:
             found = section(SECTION)
-        except (KeyError, LookupError):
-            found = None
+        except KeyError:
+            return AuditSettings()
         if isinstance(found, AuditSettings):
             return found
     return AuditSettings()
-
-
-def load_audit_settings(raw: Mapping[str, Any] | None) -> AuditSettings:
-    """Validate a ``[audit]`` table (raises ``marshmallow.ValidationError``)."""
-    return AuditSchema().load(dict(raw or {}))

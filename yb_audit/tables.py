@@ -1,49 +1,33 @@
-"""Reading rule tables as published: every sheet of an XLSX workbook, or one CSV file, as rows of
-text with their line numbers. The only module that touches openpyxl / csv for rules.
+"""Rule tables as published, read through the core's table reader (:mod:`cds_service.tables`):
+every sheet of a workbook, or one CSV, as rows of text with their line numbers.
 
-Cells become trimmed text with runs of white space collapsed; the bureau's wording is otherwise kept
-as published (:func:`fold` gives the NFKC form used to match headers and values). Whole numbers
-stored as numbers read as integers (``14`` not ``14.0``); item codes stored as numbers lose their
-leading zeros, which :func:`code_text` restores.
+Cells keep the bureau's wording (trimmed, runs of white space collapsed); :func:`fold` gives the
+NFKC form used to match values. Item codes stored as numbers lose their leading zeros, which
+:func:`code_text` restores.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 
-from terminology.textfile import decode_table_text
+from cds_service.tables import TableError, cell_text, read_sheets
 
-TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+TABLE_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".tsv")
 HEADER_SCAN_ROWS = 10  # a header may sit below a title row or two
 
-
-class TableError(ValueError):
-    """The file cannot be read as a table (with the reason, in Chinese)."""
+__all__ = ["HEADER_SCAN_ROWS", "TABLE_SUFFIXES", "Sheet", "TableError", "code_text", "fold", "read_tables"]
 
 
 @dataclass(frozen=True)
 class Sheet:
     title: str
-    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (1-based line/row number, cells)
+    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (1-based line / row number, cells), header included
 
 
-def cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return " ".join(str(value).split())
+def _text(value: object) -> str:
+    return " ".join(cell_text(value).split())
 
 
 def fold(value: str) -> str:
@@ -51,60 +35,16 @@ def fold(value: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", value).split())
 
 
-def header_key(value: str) -> str:
-    """A header cell for matching: NFKC, no spaces, no line breaks, no '*' required-markers."""
-    return "".join(fold(value).split()).replace("*", "")
-
-
 def read_tables(path: Path) -> list[Sheet]:
-    """Every non-empty sheet of a workbook, or the one table of a CSV (titled by the file stem)."""
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
+    """Every non-empty sheet of a workbook, or the one table of a CSV (titled by the file stem).
+    Raises :class:`cds_service.tables.TableError` (in Chinese) when the file cannot be read."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise TableError(f"不支持的文件类型 {path.suffix or '(无扩展名)'}（支持 xlsx、csv）")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TableError(f"无法读取文件：{exc}") from None
-    if suffix == ".csv":
-        return [_csv_sheet(raw, path.stem)]
-    return _workbook_sheets(raw)
-
-
-def _csv_sheet(raw: bytes, title: str) -> Sheet:
-    text = decode_table_text(raw)
-    if text is None:
-        raise TableError("无法识别文件编码（既不是 UTF-8 也不是 GB18030）")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = []
-    try:
-        for cells in reader:
-            rows.append((reader.line_num, tuple(cell_text(c) for c in cells)))
-    except csv.Error as exc:
-        raise TableError(f"CSV 解析错误（第 {reader.line_num} 行）：{exc}") from None
-    return Sheet(unicodedata.normalize("NFKC", title), tuple(rows))
-
-
-def _workbook_sheets(raw: bytes) -> list[Sheet]:
-    from zipfile import BadZipFile
-
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
-    except (BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise TableError(f"不是有效的 xlsx 工作簿（{type(exc).__name__}）") from None
     sheets = []
-    try:
-        for worksheet in workbook.worksheets:
-            rows = []
-            for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-                cells = tuple(cell_text(v) for v in values)
-                if any(cells):
-                    rows.append((number, cells))
-            if rows:
-                sheets.append(Sheet(unicodedata.normalize("NFKC", worksheet.title), tuple(rows)))
-    finally:
-        workbook.close()
+    for raw in read_sheets(path):
+        rows = [(raw.header_line, tuple(_text(c) for c in raw.header))]
+        rows += [(line, tuple(_text(c) for c in cells)) for line, cells in raw.rows]
+        sheets.append(Sheet(unicodedata.normalize("NFKC", raw.name), tuple(rows)))
     return sheets
 
 

@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cds_service.tables import header_key
 from yb_audit import kinds
 from yb_audit.codes import is_national_code
 from yb_audit.model import DRUG, ITEM, Rule
-from yb_audit.tables import HEADER_SCAN_ROWS, Sheet, code_text, fold, header_key
+from yb_audit.tables import HEADER_SCAN_ROWS, Sheet, code_text, fold
 from yb_audit.textrules import (
     age_bounds,
     also_emergency,
@@ -67,7 +68,7 @@ ROLE_ALIASES: dict[str, tuple[str, ...]] = {
     "severity": ("严重程度",),
     "rule_id": ("规则编号", "规则ID"),
 }
-_ALIAS_ROLE = {header_key(alias).upper(): role for role, aliases in ROLE_ALIASES.items() for alias in aliases}
+_ALIAS_ROLE = {header_key(alias): role for role, aliases in ROLE_ALIASES.items() for alias in aliases}
 _DRUG_NAME_HEADERS = {"药品通用名", "通用名", "药品名称"}
 _AGE_GROUPS = ("儿童", "小儿", "新生儿", "婴幼儿", "婴儿")
 _CARE_SETTINGS = ("住院", "门诊", "急诊")
@@ -151,7 +152,7 @@ def find_header(sheet: Sheet) -> Header | None:
         roles: dict[str, int] = {}
         labels: dict[str, str] = {}
         for column, cell in enumerate(cells):
-            role = _ALIAS_ROLE.get(header_key(cell).upper())
+            role = _ALIAS_ROLE.get(header_key(cell))
             if role and role not in roles:
                 roles[role] = column
                 labels[role] = cell
