@@ -145,6 +145,18 @@ SEARCH_PARAMETERS: dict[str, dict[str, Callable[[dict, str], bool]]] = {
         "encounter": _ENCOUNTER,
         "status": _status_matcher,
     },
+    "MedicationAdministration": {
+        "patient": _PATIENT,
+        "subject": _PATIENT,
+        "context": _reference_matcher(("context", "encounter"), "Encounter"),
+        "encounter": _ENCOUNTER,
+        "status": _status_matcher,
+    },
+    "Coverage": {
+        "patient": _reference_matcher(("beneficiary",), "Patient"),
+        "beneficiary": _reference_matcher(("beneficiary",), "Patient"),
+        "status": _status_matcher,
+    },
 }
 for _params in SEARCH_PARAMETERS.values():
     _params["_id"] = _id_matcher
