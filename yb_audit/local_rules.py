@@ -152,7 +152,8 @@ def parse_local_rules(text: str, stem: str, source: str) -> ParsedRuleSet:
         if rule is not None and rule.rule_id in seen:
             problem, rule = f"规则编号 {rule.rule_id} 重复", None
         if rule is None:
-            parsed.rejects.append(Reject("rule", index, problem or "无效规则"))
+            label = raw.get("id") if isinstance(raw, dict) and raw.get("id") else "无 id"
+            parsed.rejects.append(Reject(f"第 {index} 条规则（{label}）", 0, problem or "无效规则"))
             continue
         seen.add(rule.rule_id)
         parsed.rules.append(rule)

@@ -91,7 +91,8 @@ class Reject:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.sheet} 第 {self.line} 行：{self.reason}"
+        where = f"{self.sheet} 第 {self.line} 行" if self.line else self.sheet
+        return f"{where}：{self.reason}"
 
 
 @dataclass
