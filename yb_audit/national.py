@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -79,7 +79,7 @@ class _Reader:
         self, parent: Mapping[str, Any], key: str, path: str, required: bool = True
     ) -> list[tuple[str, Mapping[str, Any]]]:
         value = parent.get(key)
-        if value in (None, ""):
+        if value is None or value == "" or value == []:
             if required:
                 self.problems.append(f"{path}.{key} 缺失")
             return []
@@ -362,14 +362,7 @@ def parse_request(
                 line = _order_line(reader, opath, order, stay_id, len(lines), draft, local_code)
                 if line is not None:
                     lines.append(line)
-        if (
-            encounters
-            and current is not None
-            and current_stay is None
-            and not any(
-                p.startswith(f"{ppath}.fsi_encounter_dtos") and "mdtrt_id" in p for p in reader.problems
-            )
-        ):
+        if current is not None and current_stay is None and stays and len(stays) == len(encounters):
             reader.problems.append(f"{ppath}.curr_mdtrt_id「{current}」不在 fsi_encounter_dtos 中")
         if current_stay is None or patient_id is None:
             continue
@@ -478,7 +471,3 @@ def envelope(
 
 def error_message(infno: str, problems: list[str]) -> str:
     return f"{infno} 入参校验失败（{len(problems)} 处）：" + "；".join(problems)
-
-
-def age_years(birth: date, on: date) -> int:
-    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
