@@ -95,6 +95,7 @@ def db_path(home: Path | str) -> Path:
 
 @contextmanager
 def _connect(home: Path | str) -> Iterator[sqlite3.Connection]:
+    Path(home).mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(db_path(home), timeout=30)) as con:
         con.executescript(_SCHEMA)
         yield con
