@@ -156,6 +156,9 @@ def test_the_full_prefetch_in_each_request_example_is_what_the_server_answers(ba
         "procedures": "Procedure?patient={p}&encounter={e}",
         "chargeItems": "ChargeItem?patient={p}&context=Encounter/{e}&_count=1000",
         "openEncounters": "Encounter?patient={p}&status=in-progress",
+        "coverage": "Coverage?patient={p}&status=active",
+        "medicationRequests": "MedicationRequest?patient={p}&encounter=Encounter/{e}&_count=500",
+        "medicationAdministrations": "MedicationAdministration?patient={p}&context=Encounter/{e}&_count=1000",
     }
     checked = 0
     for path in sorted(DEMO_REQUESTS.glob("*.json")):

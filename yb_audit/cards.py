@@ -73,12 +73,15 @@ def self_pay_order(order: Mapping[str, Any], finding: Finding) -> dict[str, Any]
     return updated
 
 
+def _draft_of(finding: Finding, drafts: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The draft order a finding is about: its own line, else the draft that triggered it."""
+    if finding.line_ref in drafts:
+        return finding.line_ref
+    return next((r for r in finding.related if r in drafts), None)
+
+
 def _suggestions(finding: Finding, drafts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    target = (
-        finding.line_ref
-        if finding.line_ref in drafts
-        else next((r for r in finding.related if r in drafts), None)
-    )
+    target = _draft_of(finding, drafts)
     if target is None:
         return []
     name = finding.item_name or target
@@ -174,11 +177,13 @@ def build_cards(
             seen: set[str] = set()
             actions = []
             for finding in group:
-                for proposal in _suggestions(finding, drafts)[:1]:
-                    target = proposal["actions"][0]["resourceId"]
-                    if target not in seen and len(actions) < MAX_GROUPED_SUGGESTIONS:
-                        seen.add(target)
-                        actions.append(proposal)
+                target = _draft_of(finding, drafts)
+                if target is not None and target not in seen and len(actions) < MAX_GROUPED_SUGGESTIONS:
+                    seen.add(target)
+                    name = finding.item_name or target
+                    actions.append(
+                        suggestion(f"删除医嘱：{name}", [delete_action(f"删除医嘱 {name}", target)])
+                    )
             cards.append(
                 card(
                     f"医保审核：{len(group)} 条{severity}，涉及 {format_money(total)}",

@@ -77,7 +77,10 @@ _SYSTEMS.update({_system_key(alias): None for alias in EITHER_SYSTEMS})
 
 def normalize_code(raw: Any) -> str:
     """NFKC, no spaces, upper case (drug codes are published in upper case)."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(raw))).upper()
+    text = str(raw)
+    if text.isascii() and text.isalnum():  # the usual case, fast
+        return text.upper()
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).upper()
 
 
 def subject_of_code(code: str | None) -> str | None:
@@ -96,6 +99,7 @@ def is_national_code(code: str | None, subject: str | None = None) -> bool:
     return found is not None and (subject is None or found == subject)
 
 
+@lru_cache(maxsize=1024)
 def system_subject(system: str | None) -> tuple[bool, str | None]:
     """(is a national drug/item system, its subject or None for the either-kind 医保目录 systems)."""
     if not isinstance(system, str) or not system or len(system) > 500:

@@ -88,10 +88,13 @@ def age_limit(params: dict, s: AuditSettings) -> tuple[str, Callable[[int, int],
 class _Run:
     """One evaluation: the case, the settings, and the findings and notes collected."""
 
-    def __init__(self, rules: RuleSet, case: Case, settings: AuditSettings) -> None:
+    def __init__(
+        self, rules: RuleSet, case: Case, settings: AuditSettings, drafts_only: bool = False
+    ) -> None:
         self.rules = rules
         self.case = case
         self.settings = settings
+        self.drafts_only = drafts_only
         self.findings: list[Finding] = []
         self.unchecked: dict[str, set[str]] = defaultdict(set)  # reason → line refs
 
@@ -107,6 +110,10 @@ class _Run:
         check: str = "",
     ) -> None:
         related = list(related)
+        draft = line.draft or any(r.draft for r in related)
+        if self.drafts_only and not draft:
+            return  # not asked for: do not build it
+        refs = dict.fromkeys(r.ref for r in related[: 2 * MAX_RELATED] if r.ref != line.ref)
         self.findings.append(
             Finding(
                 rule_id=rule.rule_id,
@@ -121,10 +128,10 @@ class _Run:
                 message=message,
                 rule_text=rule.text,
                 evidence=tuple(evidence),
-                related=tuple(dict.fromkeys(r.ref for r in related if r.ref != line.ref))[:MAX_RELATED],
+                related=tuple(refs)[:MAX_RELATED],
                 stay_id=line.stay_id,
                 check=check,
-                draft=line.draft or any(r.draft for r in related),
+                draft=draft,
             )
         )
 
@@ -257,10 +264,15 @@ class _Run:
     def window_count(self, rule: Rule, lines: list[Line], limit: int, days: int, check: str = "") -> None:
         """At most ``limit`` (quantity) in any ``days`` consecutive days, counting earlier lines."""
         ordered = sorted(lines, key=_order_key)
+        first = 0  # the window is ordered[first : index + 1]: lines are in day order
+        total = Decimal(0)
         for index, line in enumerate(ordered):
             start = line.day - timedelta(days=days - 1)
-            window = [x for x in ordered[: index + 1] if x.day >= start]
-            total = sum((x.quantity for x in window), Decimal(0))
+            total += line.quantity
+            while ordered[first].day < start:
+                total -= ordered[first].quantity
+                first += 1
+            window = ordered[first : index + 1]
             excess = min(line.quantity, total - limit)
             if excess <= 0:
                 continue
@@ -387,7 +399,7 @@ def evaluate(
     if case.stay.insurance == "自费":
         result.notes.append("本次就诊为自费，医保支付规则不适用")
         return result
-    run = _Run(rules, case, settings)
+    run = _Run(rules, case, settings, drafts_only)
     by_rule: dict[str, list[Line]] = defaultdict(list)
     subs: dict[str, list[Line]] = defaultdict(list)
     for line in case.lines:
@@ -399,7 +411,8 @@ def evaluate(
             continue
         for rule in rules.by_code.get(line.code, ()):
             if rule.kind in kinds.FACT_KINDS:
-                run.fact_rule(rule, line)
+                if line.draft or not drafts_only:  # a fact rule concerns its own line only
+                    run.fact_rule(rule, line)
             else:
                 by_rule[rule.rule_id].append(line)
         for rule in rules.by_code2.get(line.code, ()):

@@ -24,15 +24,15 @@ Times with an offset are converted to China time (UTC+8); times without one are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from costing.fhir_input import as_decimal, codings, concept_text, iter_resources, reference_id, resource_label
 from costing.so_far import charge_item_amount
-from yb_audit.codes import SELF_PAY_EXTENSION, ValueTables, resolve_coding
+from yb_audit.codes import SELF_PAY_EXTENSION, Resolved, ValueTables, resolve_coding
 from yb_audit.model import DRUG, ITEM, Case, Line, Patient, Stay
 
 CHINA = timezone(timedelta(hours=8))
@@ -193,22 +193,35 @@ def insurance_of(coverages: Any, tables: ValueTables) -> str | None:
 
 
 class FhirCaseBuilder:
-    """Builds the case of one hook call; ``resolve`` turns a concept into a national code."""
+    """Builds the case of one hook call. Lines of the stay whose code no rule names cannot matter to
+    any rule and are left out (a stay's 500 charges are mostly such); drafts are always kept."""
 
-    def __init__(self, tables: ValueTables, local_maps: Mapping[str, Any], price_of) -> None:
+    def __init__(
+        self, tables: ValueTables, local_maps: Mapping[str, Any], price_of, relevant: Callable[[str], bool]
+    ) -> None:
         self.tables = tables
         self.local_maps = local_maps
-        self.price_of = price_of  # (resource, code) -> Pricing
+        self.price_of = price_of  # (resource, line) -> Pricing | None
+        self.relevant = relevant
         self.lines: list[Line] = []
+        self._seen: dict[tuple, Resolved | None] = {}
 
-    def _line(self, resource: Mapping[str, Any], concept: Any, expect: str | None, **kw: Any) -> Line:
-        found = resolve_coding(codings(concept), self.local_maps, expect)
-        name = concept_text(concept) or found.display
+    def _resolve(self, concept: Any, expect: str | None) -> Resolved | None:
+        """The concept's national code when a rule names it (else None: the line is left out).
+        Resolutions are remembered for the call: a stay charges the same items day after day."""
+        found_codings = codings(concept)
+        key = (expect, *((c.get("system"), c.get("code")) for c in found_codings))
+        if key not in self._seen:
+            found = resolve_coding(found_codings, self.local_maps, expect)
+            self._seen[key] = found if found.code is not None and self.relevant(found.code) else None
+        return self._seen[key]
+
+    def _line(self, resource: Mapping[str, Any], concept: Any, found: Resolved, **kw: Any) -> Line:
         return Line(
             ref=resource_label(dict(resource)),
             code=found.code,
             subject=found.subject,
-            name=name,
+            name=concept_text(concept) or found.display,
             local_code=found.local_code if found.how != "system" else None,
             seq=len(self.lines),
             **kw,
@@ -224,20 +237,21 @@ class FhirCaseBuilder:
             concept = item.get("code")
             if not codings(concept) and item.get("productCodeableConcept"):
                 concept = item["productCodeableConcept"]
-            quantity = (
-                as_decimal((item.get("quantity") or {}).get("value"))
-                if isinstance(item.get("quantity"), Mapping)
-                else None
-            )
+            found = self._resolve(concept, None)
+            if found is None:
+                continue
+            raw = item.get("quantity")
+            quantity = as_decimal(raw.get("value")) if isinstance(raw, Mapping) else None
             quantity = quantity if quantity is not None and quantity > 0 else Decimal(1)
             amount, _ = charge_item_amount(item)
             unit = (amount / quantity) if amount is not None else None
+            at = _start(item) or fallback
             self.lines.append(
                 self._line(
                     item,
                     concept,
-                    None,
-                    at=_start(item) or fallback,
+                    found,
+                    at=at,
                     quantity=quantity,
                     amount=amount,
                     unit_price=unit,
@@ -252,12 +266,11 @@ class FhirCaseBuilder:
                 or given.get("status") not in ADMINISTERED
             ):
                 continue
+            concept = _concept_of_medication(given)
+            found = self._resolve(concept, DRUG)
             at = _start(given)
-            if at is None:
-                continue
-            self.lines.append(
-                self._line(given, _concept_of_medication(given), DRUG, at=at, stay_id=encounter_id)
-            )
+            if found is not None and at is not None:
+                self.lines.append(self._line(given, concept, found, at=at, stay_id=encounter_id))
 
     def medication_requests(
         self, bundle: Any, encounter_id: str | None, drafts: set[str], until: datetime
@@ -267,16 +280,14 @@ class FhirCaseBuilder:
                 continue
             if resource_label(order) in drafts:
                 continue
+            concept = _concept_of_medication(order)
+            found = self._resolve(concept, DRUG)
             first, days = medication_days(order, _start(order))
-            if first is None:
+            if found is None or first is None:
                 continue
             if order.get("status") == "active" and not _repeat(order).get("boundsDuration"):
                 days = min(days, max((until.date() - first.date()).days, 1))  # given so far
-            self.lines.append(
-                self._line(
-                    order, _concept_of_medication(order), DRUG, at=first, days=days, stay_id=encounter_id
-                )
-            )
+            self.lines.append(self._line(order, concept, found, at=first, days=days, stay_id=encounter_id))
 
     def drafts(self, orders: list[dict[str, Any]], encounter_id: str | None, now: datetime) -> list[str]:
         """Add the draft orders; returns the refs of drafts that were left out (and why, as notes)."""
@@ -298,10 +309,13 @@ class FhirCaseBuilder:
                 raw = order.get("quantityQuantity")
                 value = as_decimal(raw.get("value")) if isinstance(raw, Mapping) else None
                 quantity = value if value is not None and value > 0 else Decimal(1)
+            found = resolve_coding(codings(concept), self.local_maps, expect)
+            if found.code is not None and not self.relevant(found.code):
+                continue  # a national code no rule names: nothing to check
             line = self._line(
                 order,
                 concept,
-                expect,
+                found,
                 at=start,
                 quantity=quantity,
                 days=days,
@@ -311,15 +325,14 @@ class FhirCaseBuilder:
             if line.code is not None:
                 price = self.price_of(order, line)
                 if price is not None:
-                    line = _with_price(line, price)
+                    line = replace(
+                        line,
+                        unit_price=price.unit_price,
+                        amount=price.amount,
+                        reference_price=price.unit_price,
+                    )
             self.lines.append(line)
         return notes
-
-
-def _with_price(line: Line, price: Pricing) -> Line:
-    from dataclasses import replace
-
-    return replace(line, unit_price=price.unit_price, amount=price.amount, reference_price=price.unit_price)
 
 
 def patient_of(patient: Mapping[str, Any] | None, tables: ValueTables) -> Patient:
@@ -339,6 +352,7 @@ def build_case(
     tables: ValueTables,
     local_maps: Mapping[str, Any],
     price_of,
+    relevant: Callable[[str], bool],
     hospital_level: int | None,
     default_insurance: str,
     now: datetime,
@@ -353,7 +367,7 @@ def build_case(
         insurance_assumed=insurance is None,
         hospital_level=hospital_level,
     )
-    builder = FhirCaseBuilder(tables, local_maps, price_of)
+    builder = FhirCaseBuilder(tables, local_maps, price_of, relevant)
     builder.charge_items(charge_items, encounter_id, now)
     builder.administrations(administrations, encounter_id)
     draft_refs = {resource_label(o) for o in draft_orders}

@@ -111,7 +111,7 @@ class Stay:
     level_assumed: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """One order or charge line. ``draft`` lines are the orders being checked (order-sign, 3101);
     the others are what was already ordered, given or charged in the stay."""
@@ -153,7 +153,7 @@ class Case:
         return self.stay
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One rule broken by one line. ``amount_at_risk`` (yuan) is what 医保 would not pay (None: the
     line has no price); ``evidence`` says why (earlier charges, patient facts); ``related`` lists the

@@ -25,6 +25,7 @@ from typing import Any
 
 from yb_audit import kinds
 from yb_audit.codes import ValueTables, normalize_code, subject_of_code
+from yb_audit.fhir_input import CHINA
 from yb_audit.model import Case, Finding, Line, Patient, Stay
 
 SEV_DEG = {kinds.VIOLATION: "1", kinds.SUSPICIOUS: "2"}  # 1 明确违规, 2 可疑 (see README)
@@ -100,7 +101,11 @@ class _Reader:
         self, parent: Mapping[str, Any], key: str, path: str, required: bool = False, limit: int = 200
     ) -> str | None:
         value = parent.get(key)
-        if value is None or value == "":
+        if type(value) is str:  # the usual case, fast
+            text = value.strip()
+            if text and len(text) <= limit:
+                return text
+        if value is None or value == "" or (type(value) is str and not value.strip()):
             if required:
                 self.problems.append(f"{path}.{key} 缺失")
             return None
@@ -117,6 +122,15 @@ class _Reader:
         self, parent: Mapping[str, Any], key: str, path: str, required: bool = False
     ) -> Decimal | None:
         value = parent.get(key)
+        if type(value) is int:  # the usual cases, fast
+            return Decimal(value)
+        if type(value) is str and value:
+            try:
+                number = Decimal(value)
+                if number.is_finite():
+                    return number
+            except InvalidOperation:
+                pass
         if value is None or value == "":
             if required:
                 self.problems.append(f"{path}.{key} 缺失")
@@ -146,6 +160,11 @@ class _Reader:
             self.problems.append(f"{path}.{key} 应为日期字符串（yyyy-MM-dd 或 yyyy-MM-dd HH:mm:ss）")
             return None
         text = value.strip().replace("T", " ")
+        try:  # the usual forms, fast
+            moment = datetime.fromisoformat(text)
+            return moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
+        except ValueError:
+            pass
         for fmt in (
             "%Y-%m-%d %H:%M:%S",
             "%Y-%m-%d %H:%M",
@@ -225,7 +244,10 @@ def _order_line(
     seq: int,
     draft: bool,
     local_code: Callable[[str], str | None],
+    relevant: Callable[[str], bool],
 ) -> Line | None:
+    """The order as a line; None when it is invalid (the problems are recorded) or cannot matter:
+    a code no rule names (an unknown code of a current order is kept, for the note)."""
     rx_id = reader.text(order, "rx_id", path, required=True, limit=50)
     raw_code = reader.text(order, "hilist_code", path, required=False, limit=50)
     hosp_code = reader.text(order, "hosplist_code", path, limit=50)
@@ -235,35 +257,33 @@ def _order_line(
     begin = reader.moment(order, "drord_begn_date", path, required=True)
     stop = reader.moment(order, "drord_stop_date", path)
     list_price = reader.number(order, "hilist_pric", path)
-    name = (
-        reader.text(order, "hilist_name", path, limit=200)
-        or reader.text(order, "hosplist_name", path, limit=200)
-        or ""
+    name = reader.text(order, "hilist_name", path, limit=200) or reader.text(
+        order, "hosplist_name", path, limit=200
     )
+    department = reader.text(order, "drord_dept_codg", path, limit=30)
+    doctor = reader.text(order, "drord_dr_codg", path, limit=30)
     if raw_code is None and hosp_code is None:
         reader.problems.append(f"{path}.hilist_code 缺失")
-    if None in (rx_id, count, price, total, begin):
+    if rx_id is None or count is None or price is None or total is None or begin is None:
         return None
-    code = normalize_code(raw_code) if raw_code else None
+    code: str | None = normalize_code(raw_code) if raw_code else None
+    subject = subject_of_code(code)
     local = None
-    if subject_of_code(code) is None and hosp_code:
-        mapped = local_code(hosp_code)
-        local, code = hosp_code, mapped
-    if subject_of_code(code) is None:
+    if subject is None and hosp_code:
+        local, code = hosp_code, local_code(hosp_code)
+        subject = subject_of_code(code)
+    if subject is None:
         code = None
+    if code is None and not draft or code is not None and not relevant(code):
+        return None
     days = 1
-    if (
-        code is not None
-        and subject_of_code(code) == "drug"
-        and stop is not None
-        and stop.date() >= begin.date()
-    ):
+    if subject == "drug" and stop is not None and stop.date() >= begin.date():
         days = min((stop.date() - begin.date()).days + 1, 400)
     return Line(
         ref=rx_id,
         code=code,
-        subject=subject_of_code(code),
-        name=name,
+        subject=subject,
+        name=name or "",
         at=begin,
         quantity=count if count > 0 else Decimal(1),
         unit_price=price,
@@ -273,8 +293,8 @@ def _order_line(
         stay_id=stay_id,
         reference_price=list_price,
         local_code=local,
-        department=reader.text(order, "drord_dept_codg", path, limit=30),
-        doctor=reader.text(order, "drord_dr_codg", path, limit=30),
+        department=department,
+        doctor=doctor,
         seq=seq,
     )
 
@@ -286,6 +306,7 @@ def parse_request(
     *,
     hospital_level: int | None,
     local_code: Callable[[str], str | None] = lambda code: None,
+    relevant: Callable[[str], bool] = lambda code: True,
 ) -> NationalRequest:
     """Validate a 3101 / 3102 request and build the cases; raises :class:`PayloadError` naming every problem."""
     reader = _Reader()
@@ -359,7 +380,7 @@ def parse_request(
             }
             for index, (opath, order) in enumerate(orders):
                 draft = is_current and (infno == "3102" or not flagged or index in flagged)
-                line = _order_line(reader, opath, order, stay_id, len(lines), draft, local_code)
+                line = _order_line(reader, opath, order, stay_id, len(lines), draft, local_code, relevant)
                 if line is not None:
                     lines.append(line)
         if current is not None and current_stay is None and stays and len(stays) == len(encounters):

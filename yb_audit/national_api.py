@@ -78,14 +78,19 @@ def _answer(infno: str) -> Response:
     local_code = _local_code(ctx)
     try:
         parsed = parse_request(
-            body, infno, ctx.tables, hospital_level=ctx.hospital_level, local_code=local_code
+            body,
+            infno,
+            ctx.tables,
+            hospital_level=ctx.hospital_level,
+            local_code=local_code,
+            relevant=ctx.rules.knows,
         )
     except PayloadError as exc:
         return _json(envelope(None, received, now_local(), error_message(infno, exc.problems)))
     ctx, warning = _rules_for(ctx, parsed.rule_ids)
     results: list[dict[str, Any]] = []
     for national in parsed.cases:
-        found = evaluate(ctx.rules, national.case, ctx.settings, drafts_only=False)
+        found = evaluate(ctx.rules, national.case, ctx.settings, drafts_only=True)
         findings = [f for f in found.findings if keep_finding(f, national)]
         results += [result_entry(f, national.patient_id, parsed.task_id) for f in findings]
         publish(
