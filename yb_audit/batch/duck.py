@@ -88,6 +88,9 @@ class DuckRunner:
     def materialise(self, name: str, statement: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {statement}")
 
+    def view(self, name: str, statement: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {statement}")
+
     def rows(self, statement: str) -> list[tuple]:
         return self.con.execute(statement).fetchall()
 

@@ -2,7 +2,7 @@
 
 A runner offers: ``register`` (a small table from Python rows), ``sources`` (the raw lines of a
 file as ``<prefix>src(line, value)`` and ``<prefix>quoted(line, ncols, c1…)``), ``materialise``
-(a statement as a named table) and ``scalar`` / ``rows`` (read results).
+(a statement as a named table), ``view`` (a named statement, not stored) and ``rows``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class Runner(Protocol):
     def sources(self, table: TableFile, prefix: str) -> None: ...
 
     def materialise(self, name: str, statement: str) -> None: ...
+
+    def view(self, name: str, statement: str) -> None: ...
 
     def rows(self, statement: str) -> list[tuple]: ...
 
@@ -97,7 +99,7 @@ def run(
         "fee_rejects",
         f"SELECT line, reason FROM fees_raw WHERE reason IS NOT NULL UNION ALL SELECT line, reason FROM ({sql.fee_checks_sql()}) c",
     )
-    runner.materialise(
+    runner.view(
         "fees_ok",
         "SELECT * FROM fees_raw WHERE reason IS NULL AND line NOT IN (SELECT line FROM fee_rejects)",
     )
@@ -114,29 +116,33 @@ def run(
     result.timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    runner.materialise("lines", sql.lines_sql(d, hospital_level))
+    runner.materialise("lines", sql.lines_sql(hospital_level))
     runner.materialise("rl", sql.RL_SQL)
     for name, statement in sql.evaluation_sql(settings):
         runner.materialise(name, statement)
     runner.materialise("findings_full", FINDINGS_FULL_SQL)
     runner.materialise("rejects", REJECTS_SQL)
     runner.materialise("unchecked", UNCHECKED_SQL)
-    national = f"({d.matches('code_in', sql.CODE_DRUG)} OR {d.matches('code_in', sql.CODE_ITEM)})"
     runner.materialise(
         "stats",
-        f"""
-SELECT (SELECT COUNT(*) FROM fees_raw) AS fee_lines,
-       (SELECT COUNT(*) FROM fees_ok) AS fee_valid,
-       (SELECT COUNT(*) FROM fee_rejects) AS fee_rejected,
-       (SELECT CAST(COALESCE(SUM(amt), 0) AS DECIMAL(18,2)) FROM fees_ok) AS fee_amount,
-       (SELECT COUNT(*) FROM fees_ok WHERE cnt < 0) AS refund_lines,
-       (SELECT COUNT(*) FROM fees_ok o WHERE NOT {national.replace("code_in", "o.code_in")}
-          AND NOT EXISTS (SELECT 1 FROM local_codes lc WHERE lc.local_code = o.local_in)) AS unknown_code_lines,
-       (SELECT COUNT(*) FROM fees_ok o WHERE NOT EXISTS (SELECT 1 FROM stays_ok s WHERE s.mdtrt = o.mdtrt)) AS lines_without_stay,
-       (SELECT COUNT(*) FROM lines) AS audited_lines,
-       (SELECT COUNT(*) FROM stays_raw) AS stays,
-       (SELECT COUNT(*) FROM stay_rejects) AS stays_rejected,
-       (SELECT COUNT(*) FROM findings) AS findings
+        """
+SELECT a.fee_lines, b.fee_rejected, a.fee_lines - b.fee_rejected AS fee_valid, c.fee_amount, c.refund_lines,
+       c.unknown_code_lines, c.lines_without_stay, d.audited_lines, e.stays, f.stays_rejected, g.findings
+FROM (SELECT COUNT(*) AS fee_lines FROM fees_raw) a
+CROSS JOIN (SELECT COUNT(*) AS fee_rejected FROM fee_rejects) b
+CROSS JOIN (
+  SELECT CAST(COALESCE(SUM(o.amt), 0) AS DECIMAL(18,2)) AS fee_amount,
+         COALESCE(SUM(CASE WHEN o.cnt < 0 THEN 1 ELSE 0 END), 0) AS refund_lines,
+         COALESCE(SUM(CASE WHEN o.code IS NULL AND lc.code IS NULL THEN 1 ELSE 0 END), 0) AS unknown_code_lines,
+         COALESCE(SUM(CASE WHEN s.mdtrt IS NULL THEN 1 ELSE 0 END), 0) AS lines_without_stay
+  FROM fees_ok o
+  LEFT JOIN local_codes lc ON o.code IS NULL AND lc.local_code = o.local_in
+  LEFT JOIN (SELECT DISTINCT mdtrt FROM stays_ok) s ON s.mdtrt = o.mdtrt
+) c
+CROSS JOIN (SELECT COUNT(*) AS audited_lines FROM lines) d
+CROSS JOIN (SELECT COUNT(*) AS stays FROM stays_raw) e
+CROSS JOIN (SELECT COUNT(*) AS stays_rejected FROM stay_rejects) f
+CROSS JOIN (SELECT COUNT(*) AS findings FROM findings) g
 """,
     )
     result.timings["join"] = time.perf_counter() - started

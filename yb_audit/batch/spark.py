@@ -104,6 +104,9 @@ class SparkRunner:
         frame.createOrReplaceTempView(name)
         self._cached.append(frame)
 
+    def view(self, name: str, statement: str) -> None:
+        self.spark.sql(statement).createOrReplaceTempView(name)
+
     def rows(self, statement: str) -> list[tuple]:
         return [tuple(r) for r in self.spark.sql(statement).collect()]
 

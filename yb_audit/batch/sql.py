@@ -24,9 +24,6 @@ from yb_audit.codes import ValueTables
 from yb_audit.model import RuleSet
 from yb_audit.settings import AuditSettings
 
-CODE_DRUG = "^[A-Z][A-Z0-9]{19}([A-Z0-9]{3})?$"
-CODE_ITEM = "^[0-9]{15}$"
-
 
 @dataclass(frozen=True)
 class Dialect:
@@ -77,15 +74,20 @@ COMPACT_PATTERN = "^[0-9]{8}([0-9]{6})?$"
 NUMBER_PATTERN = "^-?[0-9]+([.][0-9]+)?$"
 
 
-def time_parts(d: Dialect, x: str) -> dict[str, str]:
-    """SQL for the parts of a time text (NULL when it does not match the accepted forms)."""
-    ok = f"({d.matches(x, TIME_PATTERN)})"
-    compact = f"({d.matches(x, COMPACT_PATTERN)})"
+def time_flags(d: Dialect, x: str, prefix: str) -> str:
+    """Two columns saying which accepted form a time text has (each pattern evaluated once)."""
+    return (
+        f"{d.matches(x, TIME_PATTERN)} AS {prefix}_iso, {d.matches(x, COMPACT_PATTERN)} AS {prefix}_compact"
+    )
+
+
+def time_parts(x: str, prefix: str) -> dict[str, str]:
+    """SQL for the parts of a time text, given the flags of :func:`time_flags` (NULL when neither)."""
 
     def part(dash_pos: int, compact_pos: int, length: int, default: str = "NULL") -> str:
         return (
-            f"(CASE WHEN {ok} THEN COALESCE(CAST(NULLIF(substr({x}, {dash_pos}, {length}), '') AS INT), {default}) "
-            f"WHEN {compact} THEN COALESCE(CAST(NULLIF(substr({x}, {compact_pos}, {length}), '') AS INT), {default}) END)"
+            f"(CASE WHEN {prefix}_iso THEN COALESCE(CAST(NULLIF(substr({x}, {dash_pos}, {length}), '') AS INT), {default}) "
+            f"WHEN {prefix}_compact THEN COALESCE(CAST(NULLIF(substr({x}, {compact_pos}, {length}), '') AS INT), {default}) END)"
         )
 
     return {
@@ -96,10 +98,6 @@ def time_parts(d: Dialect, x: str) -> dict[str, str]:
         "mi": part(15, 11, 2, "0"),
         "ss": part(18, 13, 2, "0"),
     }
-
-
-def _number(d: Dialect, x: str, scale: int) -> str:
-    return f"(CASE WHEN {d.matches(x, NUMBER_PATTERN)} THEN CAST({x} AS DECIMAL(18,{scale})) END)"
 
 
 def _fields_sql(d: Dialect, table: TableFile, src: str, quoted: str) -> str:
@@ -117,10 +115,17 @@ def _col(table: TableFile, field: str) -> str:
     return f"NULLIF(trim(c{position}), '')" if position else "CAST(NULL AS STRING)"
 
 
+CODE_PATTERN = "^([A-Z][A-Z0-9]{19}([A-Z0-9]{3})?|[0-9]{15})$"  # 医保药品代码 (20 / 23) or 项目代码 (15)
+
+
 def fees_sql(d: Dialect, fees: TableFile, src: str = "src", quoted: str = "quoted") -> str:
-    """Every data line of the fee file, typed, with the reason it is rejected (NULL when valid)."""
+    """Every data line of the fee file, typed, with the reason it is rejected (NULL when valid).
+    ``code`` is the national code (NULL when ``med_list_codg`` is not one); ``day`` / ``ts`` are
+    days / seconds since 1970-01-01 in China time. Each pattern is evaluated once per line. The long
+    texts only a finding shows (person, names of the item, 科室 and 医生) are kept for the lines a rule
+    or the local maps name, so 10 M lines fit in memory."""
     c = {field: _col(fees, field) for field in FEE_FIELDS}
-    t = time_parts(d, "t_raw")
+    t = time_parts("t_raw", "t")
     date_ok = (
         f"(y BETWEEN 1900 AND 2999 AND m BETWEEN 1 AND 12 AND dd BETWEEN 1 AND {_month_days('y', 'm')}"
         " AND hh < 24 AND mi < 60 AND ss < 60)"
@@ -144,50 +149,79 @@ def fees_sql(d: Dialect, fees: TableFile, src: str = "src", quoted: str = "quote
         WHEN pric < 0 THEN '单价为负数'
         WHEN cnt < 0 AND init_sn IS NULL THEN '退费明细（数量为负）缺少 init_feedetl_sn（原费用流水号）'
     END"""
+    day = _days_from_civil(d, "y", "m", "dd")
     return f"""
-SELECT line, sn, init_sn, mdtrt, psn, code_in, local_in, name, dept, dept_name, dr, dr_name,
-       y, m, dd AS d, hh, mi, ss, cnt, pric, amt, ref, {reason} AS reason
+SELECT line, sn, init_sn, mdtrt, code, local_in, cnt, amt, reason, dept, dr, y, m, d, day, ts, pric, ref,
+       CASE WHEN keep THEN psn END AS psn, CASE WHEN keep THEN name END AS name,
+       CASE WHEN keep THEN dept_name END AS dept_name, CASE WHEN keep THEN dr_name END AS dr_name
 FROM (
-  SELECT r0.*,
-         {t["y"]} AS y, {t["m"]} AS m, {t["d"]} AS dd, {t["hh"]} AS hh, {t["mi"]} AS mi, {t["ss"]} AS ss,
-         {_number(d, "cnt_raw", 4)} AS cnt, {_number(d, "pric_raw", 4)} AS pric,
-         {_number(d, "amt_raw", 2)} AS amt, {_number(d, "ref_raw", 4)} AS ref
+SELECT line, sn, init_sn, mdtrt, psn, r3.code, local_in, name, dept, dept_name, dr, dr_name, y, m, dd AS d,
+       CASE WHEN reason IS NULL THEN {day} END AS day,
+       CASE WHEN reason IS NULL THEN CAST({day} AS BIGINT) * 86400 + hh * 3600 + mi * 60 + ss END AS ts,
+       cnt, pric, amt, ref, reason, (rc.code IS NOT NULL OR lc.local_code IS NOT NULL) AND reason IS NULL AS keep
+FROM (
+  SELECT *, {reason} AS reason
   FROM (
-    SELECT line, ncols, {c["feedetl_sn"]} AS sn, {c["init_feedetl_sn"]} AS init_sn, {c["mdtrt_id"]} AS mdtrt,
-           {c["psn_no"]} AS psn, {c["fee_ocur_time"]} AS t_raw, upper({c["med_list_codg"]}) AS code_in,
-           {c["medins_list_codg"]} AS local_in, {c["med_list_name"]} AS name,
-           {c["cnt"]} AS cnt_raw, {c["pric"]} AS pric_raw, {c["det_item_fee_sumamt"]} AS amt_raw,
-           {c["pric_uplmt_amt"]} AS ref_raw, {c["bilg_dept_codg"]} AS dept, {c["bilg_dept_name"]} AS dept_name,
-           {c["bilg_dr_codg"]} AS dr, {c["bilg_dr_name"]} AS dr_name
-    FROM ({_fields_sql(d, fees, src, quoted)}) f
-  ) r0
-) r1
+    SELECT line, ncols, sn, init_sn, mdtrt, psn, t_raw, code_in, local_in, name, dept, dept_name, dr, dr_name,
+           cnt_raw, pric_raw, amt_raw, ref_raw,
+           CASE WHEN code_ok THEN code_in END AS code,
+           {t["y"]} AS y, {t["m"]} AS m, {t["d"]} AS dd, {t["hh"]} AS hh, {t["mi"]} AS mi, {t["ss"]} AS ss,
+           CASE WHEN cnt_ok THEN CAST(cnt_raw AS DECIMAL(18,4)) END AS cnt,
+           CASE WHEN pric_ok THEN CAST(pric_raw AS DECIMAL(18,4)) END AS pric,
+           CASE WHEN amt_ok THEN CAST(amt_raw AS DECIMAL(18,2)) END AS amt,
+           CASE WHEN ref_ok THEN CAST(ref_raw AS DECIMAL(18,4)) END AS ref
+    FROM (
+      SELECT r0.*, {time_flags(d, "t_raw", "t")}, {d.matches("code_in", CODE_PATTERN)} AS code_ok,
+             {d.matches("cnt_raw", NUMBER_PATTERN)} AS cnt_ok, {d.matches("pric_raw", NUMBER_PATTERN)} AS pric_ok,
+             {d.matches("amt_raw", NUMBER_PATTERN)} AS amt_ok, {d.matches("ref_raw", NUMBER_PATTERN)} AS ref_ok
+      FROM (
+        SELECT line, ncols, {c["feedetl_sn"]} AS sn, {c["init_feedetl_sn"]} AS init_sn, {c["mdtrt_id"]} AS mdtrt,
+               {c["psn_no"]} AS psn, {c["fee_ocur_time"]} AS t_raw, upper({c["med_list_codg"]}) AS code_in,
+               {c["medins_list_codg"]} AS local_in, {c["med_list_name"]} AS name,
+               {c["cnt"]} AS cnt_raw, {c["pric"]} AS pric_raw, {c["det_item_fee_sumamt"]} AS amt_raw,
+               {c["pric_uplmt_amt"]} AS ref_raw, {c["bilg_dept_codg"]} AS dept, {c["bilg_dept_name"]} AS dept_name,
+               {c["bilg_dr_codg"]} AS dr, {c["bilg_dr_name"]} AS dr_name
+        FROM ({_fields_sql(d, fees, src, quoted)}) f
+      ) r0
+    ) r1
+  ) r2
+) r3
+LEFT JOIN (SELECT DISTINCT code FROM rule_codes) rc ON rc.code = r3.code
+LEFT JOIN (SELECT DISTINCT local_code FROM local_codes) lc ON lc.local_code = r3.local_in
+) r4
 """
 
 
 def fee_checks_sql() -> str:
     """Line-level rejects that need the whole file: repeated ``feedetl_sn`` (the later lines) and
-    refunds of an unknown line. Reads ``fees_raw``; gives (line, reason)."""
+    refunds of an unknown line. Reads ``fees_raw``; gives (line, reason). Both start from the few
+    rows concerned (repeated numbers, refunds), so no hash table holds the whole file."""
     return """
-SELECT line, concat('费用明细流水号重复（首次出现于第 ', CAST(first_line AS STRING), ' 行）') AS reason
-FROM (SELECT line, MIN(line) OVER (PARTITION BY sn) AS first_line FROM fees_raw WHERE reason IS NULL) x
-WHERE line <> first_line
+SELECT f.line, concat('费用明细流水号重复（首次出现于第 ', CAST(x.first_line AS STRING), ' 行）') AS reason
+FROM fees_raw f
+JOIN (SELECT sn, MIN(line) AS first_line FROM fees_raw WHERE reason IS NULL GROUP BY sn HAVING COUNT(*) > 1) x
+  ON x.sn = f.sn AND f.line <> x.first_line
+WHERE f.reason IS NULL
 UNION ALL
 SELECT r.line, concat('找不到被退费的原明细 ', r.init_sn) AS reason
-FROM fees_raw r LEFT JOIN fees_raw o ON o.sn = r.init_sn AND o.reason IS NULL AND o.cnt > 0
-WHERE r.reason IS NULL AND r.cnt < 0 AND o.sn IS NULL
+FROM (SELECT line, init_sn FROM fees_raw WHERE reason IS NULL AND cnt < 0) r
+LEFT JOIN (
+  SELECT DISTINCT o.sn FROM fees_raw o
+  WHERE o.reason IS NULL AND o.cnt > 0 AND o.sn IN (SELECT init_sn FROM fees_raw WHERE reason IS NULL AND cnt < 0)
+) o ON o.sn = r.init_sn
+WHERE o.sn IS NULL
 """
 
 
 def stays_sql(d: Dialect, stays: TableFile, src: str = "stay_src", quoted: str = "stay_quoted") -> str:
     """Stays typed and mapped to the audit's values (value_map), with a reject reason."""
     c = {field: _col(stays, field) for field in STAY_FIELDS}
-    t = time_parts(d, "b_raw")
+    t = time_parts("b_raw", "b")
     date_ok = f"(byy BETWEEN 1900 AND 2999 AND bmm BETWEEN 1 AND 12 AND bdd BETWEEN 1 AND {_month_days('byy', 'bmm')})"
-
     return f"""
 SELECT line, mdtrt, psn, sex, insurance, setting, level,
-       CASE WHEN byy IS NOT NULL AND {date_ok} THEN {_days_from_civil(d, "byy", "bmm", "bdd")} END AS b_day, byy AS b_y, bmm AS b_m, bdd AS b_d,
+       CASE WHEN byy IS NOT NULL AND {date_ok} THEN {_days_from_civil(d, "byy", "bmm", "bdd")} END AS b_day,
+       byy AS b_y, bmm AS b_m, bdd AS b_d,
        CASE WHEN ncols <> {stays.ncols} THEN concat('列数与表头不符（应为 {stays.ncols} 列，实为 ', CAST(ncols AS STRING), ' 列）')
             WHEN mdtrt IS NULL THEN '缺少 mdtrt_id（就诊 ID）'
             WHEN b_raw IS NOT NULL AND (byy IS NULL OR NOT {date_ok}) THEN concat('brdy 不是有效日期：', substr(b_raw, 1, 30))
@@ -199,12 +233,18 @@ FROM (
          COALESCE(CAST(lv.value AS INT),
                   CASE substr(r.medins_lv, 1, 2) WHEN '一级' THEN 1 WHEN '二级' THEN 2 WHEN '三级' THEN 3 END) AS level
   FROM (
-    SELECT line, ncols, {c["mdtrt_id"]} AS mdtrt, {c["psn_no"]} AS psn, {c["brdy"]} AS b_raw,
-           lower({c["gend"]}) AS gend, lower({c["insutype"]}) AS insutype, lower({c["med_type"]}) AS med_type,
-           lower({c["med_mdtrt_type"]}) AS med_mdtrt_type, lower({c["encounter_type"]}) AS encounter_type,
-           lower({c["medins_lv"]}) AS medins_lv,
+    SELECT line, ncols, mdtrt, psn, b_raw, gend, insutype, med_type, med_mdtrt_type, encounter_type, medins_lv,
            {t["y"]} AS byy, {t["m"]} AS bmm, {t["d"]} AS bdd
-    FROM ({_fields_sql(d, stays, src, quoted)}) f
+    FROM (
+      SELECT q.*, {time_flags(d, "b_raw", "b")}
+      FROM (
+        SELECT line, ncols, {c["mdtrt_id"]} AS mdtrt, {c["psn_no"]} AS psn, {c["brdy"]} AS b_raw,
+               lower({c["gend"]}) AS gend, lower({c["insutype"]}) AS insutype, lower({c["med_type"]}) AS med_type,
+               lower({c["med_mdtrt_type"]}) AS med_mdtrt_type, lower({c["encounter_type"]}) AS encounter_type,
+               lower({c["medins_lv"]}) AS medins_lv
+        FROM ({_fields_sql(d, stays, src, quoted)}) f
+      ) q
+    ) p
   ) r
   LEFT JOIN value_map sx ON sx.kind = 'sex' AND sx.key = r.gend
   LEFT JOIN value_map ins ON ins.kind = 'insurance' AND ins.key = r.insutype
@@ -225,14 +265,13 @@ WHERE line <> first_line
 """
 
 
-def lines_sql(d: Dialect, hospital_level: int | None) -> str:
+def lines_sql(hospital_level: int | None) -> str:
     """Valid fee lines with a rule code, net of refunds, with the facts of their stay.
 
     Reads ``fees_ok`` (valid lines), ``stays_ok`` and ``rule_codes`` / ``local_codes``. Lines of a
     自费 stay are left out (医保 rules do not apply); a refund reduces its original line, which is
     left out when nothing remains."""
     level = "s.level" if hospital_level is None else f"COALESCE(s.level, {int(hospital_level)})"
-    national = f"(CASE WHEN {d.matches('f.code_in', CODE_DRUG)} OR {d.matches('f.code_in', CODE_ITEM)} THEN f.code_in END)"
     return f"""
 SELECT l.line, l.sn, l.psn, l.mdtrt, l.code, l.ts, l.day, l.y, l.m, l.d, l.cnt, l.pric, l.amt, l.ref,
        s.sex, s.b_day, s.b_y, s.b_m, s.b_d, s.insurance, s.setting, {level} AS level
@@ -240,10 +279,9 @@ FROM (
   SELECT o.line, o.sn, o.psn, o.mdtrt, o.code, o.ts, o.day, o.y, o.m, o.d, o.pric, o.ref,
          o.cnt + COALESCE(rf.cnt, 0) AS cnt, CAST(o.amt + COALESCE(rf.amt, 0) AS DECIMAL(18,2)) AS amt
   FROM (
-    SELECT f.line, f.sn, f.psn, f.mdtrt, COALESCE({national}, lc.code) AS code,
-           CAST({_days_from_civil(d, "f.y", "f.m", "f.d")} AS BIGINT) * 86400 + f.hh * 3600 + f.mi * 60 + f.ss AS ts,
-           {_days_from_civil(d, "f.y", "f.m", "f.d")} AS day, f.y, f.m, f.d, f.cnt, f.pric, f.amt, f.ref
-    FROM fees_ok f LEFT JOIN local_codes lc ON lc.local_code = f.local_in
+    SELECT f.line, f.sn, f.psn, f.mdtrt, COALESCE(f.code, lc.code) AS code, f.ts, f.day, f.y, f.m, f.d,
+           f.cnt, f.pric, f.amt, f.ref
+    FROM fees_ok f LEFT JOIN local_codes lc ON f.code IS NULL AND lc.local_code = f.local_in
     WHERE f.cnt > 0
   ) o
   LEFT JOIN (SELECT init_sn, SUM(cnt) AS cnt, SUM(amt) AS amt FROM fees_ok WHERE cnt < 0 GROUP BY init_sn) rf
