@@ -175,7 +175,7 @@ def build_cards(
             texts = sorted({f"{escape_markdown(f.rule_id)}：{escape_markdown(f.rule_text)}" for f in group})
             detail = rows + ["", "**规则原文**", ""] + [f"- {t}" for t in texts]
             seen: set[str] = set()
-            actions = []
+            actions: list[dict[str, Any]] = []
             for finding in group:
                 target = _draft_of(finding, drafts)
                 if target is not None and target not in seen and len(actions) < MAX_GROUPED_SUGGESTIONS:

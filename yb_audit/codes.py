@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -125,7 +125,9 @@ class Resolved:
 
 
 def resolve_coding(
-    codings: list[Mapping[str, Any]], local_maps: Mapping[str, Any] | None = None, expect: str | None = None
+    codings: Sequence[Mapping[str, Any]],
+    local_maps: Mapping[str, Any] | None = None,
+    expect: str | None = None,
 ) -> Resolved:
     """The national code among ``codings`` (FHIR Codings): a national system first, then the
     hospital's local maps (``local_maps``: subject → :class:`mappings.local_maps.LocalMaps`), then a

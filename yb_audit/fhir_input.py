@@ -129,8 +129,9 @@ def medication_days(resource: Mapping[str, Any], start: datetime | None) -> tupl
     if isinstance(bounds, Mapping) and local_time(bounds.get("start")):
         first = local_time(bounds.get("start"))
     days = _duration_days(repeat.get("boundsDuration"))
-    if days is None and isinstance(bounds, Mapping) and first and local_time(bounds.get("end")):
-        days = (local_time(bounds["end"]).date() - first.date()).days + 1
+    end = local_time(bounds.get("end")) if isinstance(bounds, Mapping) else None
+    if days is None and first is not None and end is not None:
+        days = (end.date() - first.date()).days + 1
     if days is None:
         dispense = resource.get("dispenseRequest")
         days = (

@@ -295,6 +295,6 @@ def load_rules(home: Path | str | None) -> RuleSet:
         cached = _cache.get(key)
         if cached and cached[0] == stamp:
             return cached[1]
-        rules = (load_stored(home) if stamp is not None else None) or load_sample()
+        rules = (load_stored(home) if home is not None and stamp is not None else None) or load_sample()
         _cache[key] = (stamp, rules)
         return rules

@@ -222,15 +222,17 @@ def _facts(b: _Builder, rule: Rule, positive: bool) -> Scenario | None:
             if not positive:
                 return None
         else:
-            group = p.get("group")
+            group = str(p.get("group") or "")
+            inside: int
+            outside: int
             if p.get("min_age") is None and p.get("max_age") is None:
                 inside = {"新生儿": 10, "婴儿": 100, "婴幼儿": 400}.get(group, 8 * 365)
                 outside = {"新生儿": 60, "婴儿": 3 * 365, "婴幼儿": 6 * 365}.get(group, 30 * 365)
             else:
-                low = Decimal(p["min_age"]) if p.get("min_age") is not None else None
-                high = Decimal(p["max_age"]) if p.get("max_age") is not None else None
-                inside_years = int(low) if low is not None else max(int(high) - 1, 0)
-                outside_years = int(high) + 2 if high is not None else max(int(low) - 2, 0)
+                low = int(Decimal(p["min_age"])) if p.get("min_age") is not None else None
+                high = int(Decimal(p["max_age"])) if p.get("max_age") is not None else None
+                inside_years = low if low is not None else max((high or 1) - 1, 0)
+                outside_years = high + 2 if high is not None else max((low or 2) - 2, 0)
                 inside, outside = inside_years * 365 + 30, outside_years * 365 + 30
             facts["brdy"] = _birth_for(outside if positive else inside, t)
     elif rule.kind == kinds.INSURANCE.key:
@@ -238,7 +240,7 @@ def _facts(b: _Builder, rule: Rule, positive: bool) -> Scenario | None:
         facts["insutype"] = ("390" if target == "310" else "310") if positive else target
     elif rule.kind == kinds.CARE_SETTING.key:
         allowed = p["settings"]
-        outside = next(
+        other = next(
             (
                 code
                 for setting, code in (("门诊", "11"), ("急诊", "13"), ("住院", "21"))
@@ -246,12 +248,12 @@ def _facts(b: _Builder, rule: Rule, positive: bool) -> Scenario | None:
             ),
             None,
         )
-        inside = next(
+        same = next(
             code for setting, code in (("住院", "21"), ("急诊", "13"), ("门诊", "11")) if setting in allowed
         )
-        if positive and outside is None:
+        if positive and other is None:
             return None
-        facts["med_type"] = outside if positive else inside
+        facts["med_type"] = other if positive else same
     elif rule.kind == kinds.HOSPITAL_LEVEL.key:
         level = p["min_level"] - 1 if positive else p["min_level"]
         facts["medins_lv"] = str(level)
@@ -522,6 +524,7 @@ def write_synth_fees(
         for positive, share in ((True, rate), (False, rate if negative_rate is None else negative_rate)):
             for _ in range(round(share * stays)):
                 rule = rng.choice(candidates)
+                scenario: Scenario | None
                 if kind == kinds.MAIN_SECONDARY.key:
                     scenario = _operations(builder, rule, positive, owners)
                 else:

@@ -581,10 +581,13 @@ def _parse_text_rules(sheet: Sheet, header: Header, parsed: ParsedRuleSet, build
     fallback = _title_kind(sheet.title, parsed.title)
     for row in rows:
         kind, problem = _kind_of_row(row, fallback)
-        if kind not in (kinds.AGE.key, kinds.COURSE.key):
+        if kind is None or kind not in (kinds.AGE.key, kinds.COURSE.key):
             parsed.rejects.append(
                 Reject(
-                    row.sheet, row.line, problem or f"{kinds.KINDS[kind].label} 需要限定值，不能只有文字说明"
+                    row.sheet,
+                    row.line,
+                    problem
+                    or f"{kinds.KINDS[kind or ''].label if kind else ''} 需要限定值，不能只有文字说明",
                 )
             )
             continue
@@ -621,7 +624,7 @@ def parse_rule_tables(
     partial = [(s, h) for s, h, layout in layouts if h is not None and layout is None]
     if partial:
         raise LayoutError("无法识别的表格格式：" + "；".join(_describe(s, h) for s, h in partial))
-    recognised = [(s, h, layout) for s, h, layout in layouts if layout is not None]
+    recognised = [(s, h, layout) for s, h, layout in layouts if layout is not None and h is not None]
     if not recognised:
         raise LayoutError("无法识别的表格格式：" + "；".join(_describe(s, h) for s, h in headed))
     parsed = ParsedRuleSet(name, batch, title, "")
