@@ -39,6 +39,8 @@ from typing import Any
 
 import requests
 
+from yb_audit.kinds import KINDS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load import (  # noqa: E402
@@ -242,24 +244,17 @@ def run_batch(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="yb-audit-bench-"))
     fees = data / "fees.csv"
     if not fees.exists():
-        stays = max(args.lines // 30, 1)
+        # 30 lines a stay on average; 0.1 % of the stays per kind seeded with a violation and as many
+        # with a compliant boundary case (those stays are short): ~29.3 lines a stay overall
+        stays = max(round(args.lines / 29.3), 1)
+        rates = [arg for key in KINDS for arg in ("--rate", f"{key}=0.001")]
         started = time.perf_counter()
         subprocess.run(
-            [
-                dip_cds_command(),
-                "--home",
-                str(home),
-                "synth-fees",
-                "--output",
-                str(data),
-                "--stays",
-                str(stays),
-                "--seed",
-                "1",
-            ],
-            check=True,
-            env=clean_env(),
-        )
+            [dip_cds_command(), "--home", str(home), "synth-fees", "--output", str(data), "--stays", str(stays),
+             "--seed", "1", "--bad-lines", "100", *rates],
+            check=True, env=clean_env(),
+        )  # fmt: skip
+
         print(f"synthetic data: {time.perf_counter() - started:.1f}s (not timed)", file=sys.stderr)
     lines = sum(1 for _ in fees.open("rb")) - 1
     out = data / "out"

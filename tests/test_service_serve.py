@@ -58,7 +58,7 @@ def test_dip_cds_serve_answers_healthz_discovery_hooks_and_metrics(tmp_path):
     try:
         wait_until_up(f"{base}/healthz", proc)
         services = requests.get(f"{base}/cds-services", timeout=5).json()["services"]
-        assert len(services) == 5
+        assert len(services) == 7  # the five DIP services and the two 医保智能审核 ones
         for _ in range(4):  # reach both workers
             response = requests.post(
                 f"{base}/cds-services/dip-order-sign", json=hook_request("order-sign"), timeout=5
@@ -128,4 +128,4 @@ def test_wsgi_entry_point_builds_the_app_from_the_environment(tmp_path):
     env["DIP_CDS_LOGGING__LEVEL"] = "WARNING"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["200", "5"]
+    assert result.stdout.split() == ["200", "7"]  # every installed plugin's services

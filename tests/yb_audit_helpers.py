@@ -11,12 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
 from cds_service.app import create_app, preload
 from cds_service.config import settings_from_mapping
 from cds_service.plugins import Plugin, discover
 from tests.demo_fhir_helpers import SHARED_DATA, serving
+from tests.test_service_tables import workbook  # noqa: F401 - hand-made workbooks, re-exported
 from yb_audit.model import Case, Line, Patient, Stay
 from yb_audit.settings import AuditSettings
 from yb_audit.store import load_sample
@@ -99,20 +98,6 @@ def case(
 ) -> Case:
     stay = Stay("s1", "p1", encounter_type, insurance, level)
     return Case(Patient(sex, birth), stay, tuple(lines), stays or {"s1": stay})
-
-
-# ----------------------------------------------------------------------------- hand-made workbooks
-
-
-def workbook(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
-    wb = Workbook()
-    wb.remove(wb.active)
-    for title, rows in sheets.items():
-        ws = wb.create_sheet(title)
-        for row in rows:
-            ws.append(row)
-    wb.save(path)
-    return path
 
 
 # ----------------------------------------------------------------------------- the service over HTTP

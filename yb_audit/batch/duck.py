@@ -91,8 +91,5 @@ class DuckRunner:
     def view(self, name: str, statement: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {statement}")
 
-    def rows(self, statement: str) -> list[tuple]:
-        return self.con.execute(statement).fetchall()
-
     def close(self) -> None:
         self.con.close()

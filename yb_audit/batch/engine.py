@@ -2,16 +2,15 @@
 
 A runner offers: ``register`` (a small table from Python rows), ``sources`` (the raw lines of a
 file as ``<prefix>src(line, value)`` and ``<prefix>quoted(line, ncols, c1…)``), ``materialise``
-(a statement as a named table), ``view`` (a named statement, not stored) and ``rows``.
+(a statement as a named table) and ``view`` (a named statement, not stored).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from yb_audit import kinds
 from yb_audit.batch import sql
 from yb_audit.batch.inputs import TableFile
 from yb_audit.codes import ValueTables
@@ -30,13 +29,10 @@ class Runner(Protocol):
 
     def view(self, name: str, statement: str) -> None: ...
 
-    def rows(self, statement: str) -> list[tuple]: ...
-
 
 @dataclass
 class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 REJECTS_SQL = """
@@ -147,6 +143,3 @@ CROSS JOIN (SELECT COUNT(*) AS findings FROM findings) g
     )
     result.timings["join"] = time.perf_counter() - started
     return result
-
-
-KIND_LABELS = {key: kind.label for key, kind in kinds.KINDS.items()}

@@ -107,9 +107,6 @@ class SparkRunner:
     def view(self, name: str, statement: str) -> None:
         self.spark.sql(statement).createOrReplaceTempView(name)
 
-    def rows(self, statement: str) -> list[tuple]:
-        return [tuple(r) for r in self.spark.sql(statement).collect()]
-
     def export(self, names: tuple[str, ...]):
         """The named tables as Parquet, opened in a DuckDB connection for the report writer."""
         import duckdb
