@@ -310,11 +310,13 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("infno", ["3101", "3102"])
 @pytest.mark.parametrize("kind", sorted(CASES))
-def test_each_rule_kind_is_found_on_3101_and_not_when_the_order_keeps_the_rule(url, kind):
-    broken, kept, rule_id = CASES[kind]
-    assert rule_ids(post(url, broken)) == [rule_id]
-    assert rule_ids(post(url, kept)) == []
+def test_each_rule_kind_is_found_and_not_when_the_order_keeps_the_rule(url, kind, infno):
+    broken, kept, rule_id = (copy.deepcopy(p) for p in CASES[kind])
+    broken["infno"] = kept["infno"] = infno
+    assert rule_ids(post(url, broken, infno)) == [rule_id]
+    assert rule_ids(post(url, kept, infno)) == []
 
 
 def test_the_text_age_rule_is_a_suspicious_reminder(url):

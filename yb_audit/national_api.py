@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -24,7 +25,6 @@ from yb_audit.evaluate import evaluate
 from yb_audit.events import assessment
 from yb_audit.fhir_input import now_local
 from yb_audit.national import PayloadError, envelope, error_message, keep_finding, parse_request, result_entry
-from yb_audit.rulesets import enabled_rules
 from yb_audit.service import AuditContext, audit_context
 
 blueprint = Blueprint("yb_audit_national", __name__, url_prefix="/yb")
@@ -57,11 +57,9 @@ def _rules_for(ctx: AuditContext, rule_ids: list[str]) -> tuple[AuditContext, st
     ]
     if len(unknown) == len(rule_ids):
         return ctx, f"rule_ids 均不是本系统的规则，已按全部规则审核：{'、'.join(unknown[:10])}"
-    selected = enabled_rules(ctx.rules, ()).select(lambda r: bool(names(r) & wanted))
+    selected = ctx.rules.select(lambda r: bool(names(r) & wanted))
     note = f"未知的 rule_ids 已忽略：{'、'.join(unknown[:10])}" if unknown else None
-    return AuditContext(
-        selected, ctx.settings, ctx.tables, ctx.local_maps, ctx.prices, ctx.hospital_level, ctx.home
-    ), note
+    return replace(ctx, rules=selected), note
 
 
 def _answer(infno: str) -> Response:
