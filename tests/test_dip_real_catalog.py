@@ -121,9 +121,12 @@ def test_every_chapter_group_is_reached_by_a_diagnosis_without_a_leimu_group(eng
         )
         procs = () if g.op_type == "BSZL" else (proc[g.op_type],)
         r = engine.group(case(leimu, *procs))
+        if number == 20:  # external causes (V01–Y98) may never be principal: their CP20 groups stay unused
+            assert r.group_type == GroupType.UNGROUPED and r.trace.rule == "ungrouped.dx.never_principal"
+            continue
         assert r.group_type == GroupType.CHAPTER, (g.code, leimu, r.reason)
         reached.add(r.dip_code)
-    assert reached == {g.code for g in chapter_groups} and len(reached) == 88
+    assert reached == {g.code for g in chapter_groups if g.dx_key != "CP20"} and len(reached) == 84
 
 
 def test_worked_examples_from_the_rule_book(engine):
@@ -225,7 +228,9 @@ def test_real_catalog_result_is_independent_of_non_principal_order(engine, core_
     procs = [a[0] for a in g.procedures] + data.draw(
         st.lists(st.sampled_from(["89.5200", "47.0100", "88.3800", "99.2500"]), max_size=3)
     )
-    principal = data.draw(st.sampled_from(procs))
+    policy = engine.policy
+    countable = [p for p in procs if p.upper() not in policy.ignored_procedures | policy.simple_operations.keys()]
+    principal = data.draw(st.sampled_from(countable))  # the first procedure that counts for grouping
     rest = [p for p in procs if p != principal]
     shuffled = data.draw(st.permutations(rest))
     a = engine.group(case(g.dx_key, principal, *rest))
