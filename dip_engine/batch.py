@@ -26,9 +26,13 @@ INPUT_COLUMNS = (
     "main_diagnosis", "other_diagnoses", "procedures", "total_cost", "hospital_id", "hospital_level",
     "insurance_type",
 )  # fmt: skip
+#: ``adjusted_case_score``: case score after the cost-deviation rule (费用偏差校正后的病例分值);
+#: ``case_payment``: what the case is paid (adjusted score × point value, or the region's rule for a
+#: case without a group, ``payment_basis``); both need ``total_cost``. ``qc_flags``: the quality
+#: gate's findings as ``rule:code`` separated by ``|`` (结算清单质控).
 OUTPUT_COLUMNS = (
-    "case_id", "dip_code", "group_type", "group_name", "score", "case_score", "deviation_band",
-    "payment_standard", "reason",
+    "case_id", "dip_code", "group_type", "group_name", "score", "case_score", "adjusted_case_score",
+    "deviation_band", "payment_standard", "case_payment", "payment_basis", "reason", "qc_flags",
 )  # fmt: skip
 _INT_FIELDS = ("age", "age_days", "birth_weight_g", "los_days", "icu_days")
 _STR_FIELDS = ("sex", "discharge_way", "hospital_id", "hospital_level", "insurance_type", "department")
@@ -112,6 +116,10 @@ def cell_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 def output_record(engine, case: Case) -> list[str]:
     result, pricing = engine.evaluate(case)
     return [
@@ -119,11 +127,15 @@ def output_record(engine, case: Case) -> list[str]:
         result.dip_code or "",
         result.group_type,
         result.group_name,
-        str(result.score) if result.score is not None else "",
-        str(pricing.case_score) if pricing.case_score is not None else "",
+        _text(result.score),
+        _text(pricing.case_score),
+        _text(pricing.adjusted_case_score),
         pricing.deviation_band or "",
-        str(pricing.payment_standard) if pricing.payment_standard is not None else "",
+        _text(pricing.payment_standard),
+        _text(pricing.case_payment),
+        pricing.payment_basis,
         result.reason,
+        result.qc_flags,
     ]
 
 

@@ -23,6 +23,15 @@ from grouper import Case, GroupResult, GroupType, Trace, group_case
 _HOME = object()  # Engine.from_home: "the data home's terminology"
 
 
+def terminology_for(catalog: Catalog, home: Path | None):
+    """The data home's terminology if it can judge this catalog's cases — the imported 医保版 tables,
+    or the built-in sample for the sample catalog — else None (codes are then checked for format only)."""
+    from terminology import load_terminology
+
+    term = load_terminology(home)
+    return None if term.is_sample and not catalog.is_sample else term
+
+
 def _collisions(terminology) -> dict[str, dict]:
     """kind → {code: 国临版 map row} for codes that exist in both 医保版 and 国临版 with different
     meanings (the 国临版 reading maps elsewhere): sent without a code system they are ambiguous.
@@ -126,9 +135,7 @@ class Engine:
         catalog = catalogs.get(region)
         rules = load_rules(catalog.region, home, rules_path)
         if terminology is _HOME:
-            from terminology import load_terminology
-
-            terminology = load_terminology(home)
+            terminology = terminology_for(catalog, home)
         return cls(catalog, terminology, rules, load_optype_table(home, sample=catalog.is_sample), home)
 
     # ``Engine(catalog, terminology)`` alone also works: rules and procedure types come from the data

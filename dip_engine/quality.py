@@ -43,6 +43,24 @@ RULES = {
     "principal.rank_conflict": Severity.WARNING,
     "principal.unranked": Severity.WARNING,
 }
+#: What each rule checks, in words (reports list findings by rule).
+RULE_NAMES = {
+    **PRINCIPAL_RULES,
+    "dx.secondary_invalid": "其他诊断编码无效或不在医保版编码表中（未计入）",
+    "px.invalid": "手术操作编码格式无效（不参与分组）",
+    "px.not_in_table": "手术操作编码不在医保版编码表中（不参与分组）",
+    "code.collision": "国临版/医保版同码异义，未注明编码体系（按医保版读取）",
+    "code.gl_mapped": "国临版编码按官方映射表读作医保版",
+    "sex.mismatch": "诊断与性别不符",
+    "age.pregnancy": "妊娠编码与年龄不符",
+    "age.perinatal": "围生期编码与年龄不符",
+    "newborn.birth_weight_missing": "新生儿缺少出生体重",
+    "newborn.birth_weight_band": "低出生体重编码与出生体重不符",
+    "los.implausible": "住院天数不合理",
+    "los.long": "长期住院",
+    "principal.rank_conflict": "多个诊断排序相同，主要诊断不明确",
+    "principal.unranked": "未标明主要诊断",
+}
 OFF = "off"
 _RANK = {s: i for i, s in enumerate(Severity.ORDER)}
 
@@ -232,6 +250,7 @@ def ordered(flags: Iterable[QcFlag]) -> tuple[QcFlag, ...]:
 __all__ = [
     "PRINCIPAL_RULES",
     "RULES",
+    "RULE_NAMES",
     "CodeFacts",
     "QcFlag",
     "QualityConfigError",

@@ -139,15 +139,18 @@ def register(main: click.Group) -> None:
         """Generate SYNTHETIC 结算清单 cases (labelled as such) from a DIP catalog."""
         from cds_service.cli import home_from
         from dip_engine import load_catalogs
+        from dip_engine.engine import terminology_for
         from settlement.synth import write_synth
 
+        home = home_from(ctx)
         try:
-            catalog = load_catalogs(home_from(ctx)).get(region)
+            catalog = load_catalogs(home).get(region)
         except KeyError as exc:
             raise click.ClickException(f"unknown region: {exc}") from exc
         meta = write_synth(
-            Path(output), catalog, cases, hospitals, seed, period, month, progress and sys.stderr.isatty()
-        )
+            Path(output), catalog, cases, hospitals, seed, period, month, progress and sys.stderr.isatty(),
+            terminology=terminology_for(catalog, home),
+        )  # fmt: skip
         click.echo(
             f"wrote {meta['cases']} synthetic cases ({meta['catalog']}, seed {seed}) to {output} (+ .meta.json)"
         )

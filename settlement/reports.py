@@ -56,6 +56,7 @@ CASE_OUTPUT = (
     ("synthetic", "synthetic"),
     ("reason", "reason"),
     ("flags", "flags"),
+    ("qc_flags", "qc_flags"),
 )
 
 HOSPITAL_COLUMNS = (

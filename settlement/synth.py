@@ -121,6 +121,23 @@ def _diagnosis(group) -> str:
     return key
 
 
+def code_picker(terminology, rng: random.Random):
+    """``pick(亚目 or 类目)`` → a 医保版 code of it drawn from the terminology (the key itself without
+    one), so a synthetic batch passes the settlement-list quality gate like a real one."""
+    members: dict[str, list[str]] = {}
+
+    def pick(key: str) -> str:
+        if terminology is None:
+            return key
+        found = members.get(key)
+        if found is None:
+            prefix = key if len(key) > 3 else key + "."
+            found = members[key] = [c.code for c in terminology.dx.with_prefix(prefix, 30) if "+" not in c.code]
+        return rng.choice(found) if found else key
+
+    return pick
+
+
 def _procedures(group, rng: random.Random, catalog_procs: list[str]) -> list[str]:
     from grouper import OpType
 
@@ -139,9 +156,12 @@ def generate(
     period: str = "2025",
     month: str | None = None,
     region_avg_cost: Decimal | None = None,
+    terminology=None,
 ) -> Iterator[dict]:
-    """Yield synthetic case rows (dicts keyed by :data:`SYNTH_COLUMNS`)."""
+    """Yield synthetic case rows (dicts keyed by :data:`SYNTH_COLUMNS`); with a terminology the
+    diagnoses are real 医保版 codes of each group's 亚目 (else the 亚目 itself)."""
     rng = random.Random(seed)
+    pick = code_picker(terminology, random.Random(seed + 1))
     pool, weights = _group_pool(catalog)
     if not pool:
         raise ValueError("the catalog has no core or comprehensive groups to draw cases from")
@@ -181,7 +201,7 @@ def generate(
         else:
             cost = rng.lognormvariate(math.log(avg) - sigma * sigma / 2, sigma)
         total = max(_cents(cost), Decimal("50.00"))
-        dx = _diagnosis(group)
+        dx = pick(_diagnosis(group))
         procs = _procedures(group, rng, catalog_procs)
         if rng.random() < 0.003:
             dx = "U99.999"  # not a 医保版 code: 未入组 / chapter fallback, as in real batches
@@ -205,7 +225,7 @@ def generate(
             "icu_days": rng.randint(2, 9) if rng.random() < 0.03 else 0,
             "discharge_way": "5" if rng.random() < 0.005 else "1",
             "main_diagnosis": dx,
-            "other_diagnoses": "|".join(rng.choice(secondary_pool) for _ in range(rng.choice((1, 1, 2, 3))))
+            "other_diagnoses": "|".join(pick(rng.choice(secondary_pool)) for _ in range(rng.choice((1, 1, 2, 3))))
             if secondary_pool and rng.random() < 0.35
             else "",
             "procedures": "|".join(procs),
@@ -232,6 +252,7 @@ def write_synth(
     period: str = "2025",
     month: str | None = None,
     progress: bool = False,
+    terminology=None,
 ) -> dict:
     """Write a CSV (or JSONL by suffix) plus ``.meta.json``; returns the metadata."""
     from tqdm import tqdm
@@ -239,7 +260,7 @@ def write_synth(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    rows = generate(catalog, cases, hospitals, seed, period, month)
+    rows = generate(catalog, cases, hospitals, seed, period, month, terminology=terminology)
     bar = tqdm(
         total=cases, unit="例", unit_scale=True, desc="生成合成病例", disable=not progress, mininterval=0.5
     )
