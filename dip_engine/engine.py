@@ -70,13 +70,14 @@ class _Code:
 
     __slots__ = ("code", "yamu", "leimu", "chapter", "flags", "notes", "problem", "secondary", "reading", "facts")
 
-    def __init__(self, code, flags=(), notes=(), problem=None, secondary=None, reading=(), facts=None):
+    def __init__(self, kind, code, flags=(), notes=(), problem=None, secondary=None, reading=(), facts=None):
         from terminology.structure import icd10_chapter, leimu, yamu
 
         self.code, self.flags, self.notes = code, flags, notes
-        self.problem, self.secondary, self.reading, self.facts = problem, secondary, reading, facts
+        self.problem, self.secondary, self.reading = problem, secondary, reading
+        self.facts = facts if facts is not None and facts.restricted else None  # only what the checks need
         self.yamu = self.leimu = self.chapter = None
-        if code and facts is not None:  # a diagnosis
+        if code and kind == "dx":
             self.yamu, self.leimu, self.chapter = yamu(code), leimu(code), icd10_chapter(code)
 
 
@@ -114,8 +115,9 @@ class Engine:
         self._reset_caches()
 
     def _reset_caches(self) -> None:
-        self._dx_cache: dict[tuple[str, bool], _Code] = {}
-        self._px_cache: dict[tuple[str, bool], _Code] = {}
+        # per raw code; [0] codes as typed, [1] codes known to be 医保版 (Case.code_system == "yb")
+        self._dx_cache: tuple[dict[str, _Code], dict[str, _Code]] = ({}, {})
+        self._px_cache: tuple[dict[str, _Code], dict[str, _Code]] = ({}, {})
         self._pv_cache: dict = {}
         self._hc_cache: dict = {}
         self._collisions = _collisions(self.terminology) if self.terminology is not None else {}
@@ -153,7 +155,7 @@ class Engine:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_dx_cache", "_px_cache", "_pv_cache", "_hc_cache", "_collisions"):
+        for key in ("_dx_cache", "_px_cache", "_pv_cache", "_hc_cache", "_collisions"):  # rebuilt on load
             state.pop(key, None)
         state["_reload_terminology"] = self.terminology is not None and self.home is not None
         state["terminology"] = None
@@ -223,7 +225,8 @@ class Engine:
         return None, (), (), (f"{kind}.not_in_table", message, code), ()
 
     def _dx(self, raw: str, known: bool = False) -> _Code:
-        hit = self._dx_cache.get((raw, known))
+        cache = self._dx_cache[known]
+        hit = cache.get(raw)
         if hit is not None:
             return hit
         from terminology.normalize import normalize_diagnosis
@@ -231,7 +234,7 @@ class Engine:
         quality = self.quality
         if not raw:
             problem = quality.flag("dx.missing", "缺少主要诊断")
-            hit = _Code(None, problem=problem, facts=False)
+            hit = _Code("dx", None, problem=problem)
         else:
             code, flags, notes, issue, reading = self._read("dx", raw, known)
             given = normalize_diagnosis(raw)
@@ -260,14 +263,15 @@ class Engine:
                     else:
                         which, why = "dx.never_principal", rule
                     problem = quality.flag(which, f"{code} 不能作为主要诊断（{why}）", code)
-            facts = code_facts(code, quality) if code else False
-            hit = _Code(code, flags, notes, problem, secondary, reading, facts)
-        if len(self._dx_cache) < _CACHE_LIMIT:
-            self._dx_cache[(raw, known)] = hit
+            facts = code_facts(code, quality) if code else None
+            hit = _Code("dx", code, flags, notes, problem, secondary, reading, facts)
+        if len(cache) < _CACHE_LIMIT:
+            cache[raw] = hit
         return hit
 
     def _px(self, raw: str, known: bool = False) -> _Code:
-        hit = self._px_cache.get((raw, known))
+        cache = self._px_cache[known]
+        hit = cache.get(raw)
         if hit is None:
             code, flags, notes, issue, reading = self._read("px", raw, known)
             problem = None
@@ -276,9 +280,9 @@ class Engine:
                 problem = self.quality.flag(rule, f"{message}，不参与分组", shown)
                 flags = (FLAG_INVALID_PROCEDURE if rule == "px.invalid" else FLAG_NOT_IN_TERMINOLOGY,)
                 notes = (f"{message}，不参与分组",)
-            hit = _Code(code, flags, notes, problem, None, reading)
-            if len(self._px_cache) < _CACHE_LIMIT:
-                self._px_cache[(raw, known)] = hit
+            hit = _Code("px", code, flags, notes, problem, None, reading)
+            if len(cache) < _CACHE_LIMIT:
+                cache[raw] = hit
         return hit
 
     # --- API -----------------------------------------------------------------------------------
@@ -289,42 +293,47 @@ class Engine:
         inadmissible principal diagnosis, or a rule the region made rejecting) leaves the case 未入组
         with that finding as the reason."""
         known = case.code_system == "yb"
-        dx = self._dx(case.main_diagnosis or "", known)
+        dx_cache, px_cache = self._dx_cache[known], self._px_cache[known]
+        raw = case.main_diagnosis or ""
+        dx = dx_cache.get(raw) or self._dx(raw, known)
         flags = dx.flags
         notes = dx.notes
-        found: list[QcFlag] = []
-        if dx.problem is not None:
-            found.append(dx.problem)
-        found.extend(dx.reading)
-        facts = [dx.facts] if dx.facts else []
+        found: list[QcFlag] = [dx.problem] if dx.problem is not None else []
+        if dx.reading:
+            found.extend(dx.reading)
+        facts = [dx.facts] if dx.facts is not None else []
         for raw in case.other_diagnoses:
             if not raw:
                 continue
-            other = self._dx(raw, known)
+            other = dx_cache.get(raw) or self._dx(raw, known)
             if other.code is None:
                 if other.secondary is not None:
                     found.append(other.secondary)
                 flags += (FLAG_NOT_IN_TERMINOLOGY,)
                 continue
-            found.extend(other.reading)
-            if other.facts.restricted:
+            if other.reading:
+                found.extend(other.reading)
+            if other.facts is not None:
                 facts.append(other.facts)
         procs: list[str] = []
         for raw in case.procedures:
             if not raw:
                 continue
-            px = self._px(raw, known)
+            px = px_cache.get(raw) or self._px(raw, known)
             if px.code is not None:
                 procs.append(px.code)
             elif px.problem is not None:
                 found.append(px.problem)
-            found.extend(px.reading)
+            if px.reading:
+                found.extend(px.reading)
             if px.flags:
                 flags += px.flags
                 notes += px.notes
-        found.extend(case_checks(case, (f for f in facts if f.restricted), self.quality))
+        checks = case_checks(case, facts, self.quality)
+        if checks:
+            found.extend(checks)
         qc = ordered(found) if found else ()
-        if flags:
+        if flags and len(flags) > 1:
             flags = tuple(dict.fromkeys(flags))
         if qc and qc[0].severity == Severity.REJECT:
             first = qc[0]
@@ -336,18 +345,9 @@ class Engine:
                 trace, flags, None, qc,
             )  # fmt: skip
         return group_case(
-            self.catalog.index,
-            self.policy,
-            self.optypes.classify,
-            dx.code,
-            dx.yamu,
-            dx.leimu,
-            dx.chapter,
-            procs,
-            notes,
-            flags,
-            qc,
-        )
+            self.catalog.index, self.policy, self.optypes.classify, dx.code, dx.yamu, dx.leimu, dx.chapter,
+            procs, notes, flags, qc, screened=True,
+        )  # fmt: skip
 
     def price(
         self,

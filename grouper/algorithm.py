@@ -88,7 +88,18 @@ def _core_type(g: Group, policy: GroupingPolicy) -> str:
 
 def _complete(g: Group, others: frozenset[str]) -> bool:
     """Every related slot of ``g`` is matched by one of the case's other procedures."""
-    return all(not others.isdisjoint(s) for s in g.slots[1:])
+    slots = g.slots
+    return len(slots) == 1 or all(not others.isdisjoint(s) for s in slots[1:])
+
+
+def _result(
+    g: Group, group_type: str, reason: str, trace: Trace, flags: tuple[str, ...], qc: tuple[QcFlag, ...]
+) -> GroupResult:
+    return GroupResult(g.code, group_type, g.name, g.score, reason, trace, flags, g, qc)
+
+
+def _ungrouped(reason: str, trace: Trace, flags: tuple[str, ...], qc: tuple[QcFlag, ...]) -> GroupResult:
+    return GroupResult(None, GroupType.UNGROUPED, "", None, reason, trace, flags, None, qc)
 
 
 def group_case(
@@ -103,10 +114,12 @@ def group_case(
     notes: tuple[str, ...] = (),
     flags: tuple[str, ...] = (),
     qc: tuple[QcFlag, ...] = (),
+    screened: bool = False,
 ) -> GroupResult:
     """Group one case given its normalised principal diagnosis and procedures (first = principal).
 
-    ``flags`` / ``qc``: what the caller already found about the case's codes, carried into the result.
+    ``flags`` / ``qc``: what the caller already found about the case's codes, carried into the result;
+    ``screened``: the caller already applied the policy's principal-diagnosis exclusions.
     """
     ymk = yamu.upper() if yamu else None
     lmk = leimu.upper() if leimu else None
@@ -138,7 +151,6 @@ def group_case(
             effective.append(k)
             shown.append(p)
     principal = effective[0] if effective else None
-    P = frozenset(effective)
     if skipped_first is not None:
         moved = f"，主要操作按 {shown[0]}" if shown else "，按无手术操作处理"
         notes = (*notes, skipped_first + moved)
@@ -149,20 +161,14 @@ def group_case(
             optype, tuple(candidates), tuple(partial), rule, notes, tuple(later),
         )  # fmt: skip
 
-    def _result(g: Group, group_type: str, reason: str, trace: Trace, flags: tuple[str, ...]) -> GroupResult:
-        return GroupResult(g.code, group_type, g.name, g.score, reason, trace, flags, g, qc)
-
-    def _ungrouped(reason: str, trace: Trace, flags: tuple[str, ...]) -> GroupResult:
-        return GroupResult(None, GroupType.UNGROUPED, "", None, reason, trace, flags, None, qc)
-
     if not diagnosis:
-        return _ungrouped("未入组：缺少主要诊断", trace("ungrouped.no_diagnosis"), flags)
-    hit = policy.exclusion(diagnosis.upper(), ymk, lmk)
+        return _ungrouped("未入组：缺少主要诊断", trace("ungrouped.no_diagnosis"), flags, qc)
+    hit = None if screened else policy.exclusion(diagnosis.upper(), ymk, lmk)
     if hit:
         entry, rule = hit
         return _ungrouped(
             f"未入组：{diagnosis} 不可作为主要诊断（{rule or '本地规则'} {entry}）",
-            trace("ungrouped.excluded_principal"), flags,
+            trace("ungrouped.excluded_principal"), flags, qc,
         )  # fmt: skip
 
     # --- core groups (核心 / 基层): 主要诊断 + 主要操作 first ---------------------------------------
@@ -175,22 +181,24 @@ def group_case(
                 gt = _core_type(g, policy)
                 return _result(
                     g, gt, f"{gt}病种：主要诊断亚目 {yamu}，无参与入组的手术操作，入保守治疗组",
-                    trace("core.conservative", (g.code,)), flags,
+                    trace("core.conservative", (g.code,)), flags, qc,
                 )  # fmt: skip
         else:
             by_main = index.core_by_main
-            others = P - {principal}
+            others = frozenset(effective[1:])
             candidates: list[Group] = []
             for g in by_main.get((ymk, principal), ()):
-                if _complete(g, others):
+                slots = g.slots
+                if len(slots) == 1 or all(not others.isdisjoint(s) for s in slots[1:]):
                     candidates.append(g)
                 else:
                     partial.append(g.code)
-            partial.sort()
+            if len(partial) > 1:
+                partial.sort()
             for p in effective[1:]:  # what a later-listed procedure would reach as principal
                 groups = by_main.get((ymk, p))
                 if groups:
-                    rest = P - {p}
+                    rest = frozenset(effective) - {p}
                     later.extend(g.code for g in groups if _complete(g, rest))
             if later:
                 later = sorted(set(later) - {g.code for g in candidates})
@@ -207,7 +215,7 @@ def group_case(
                 return _result(
                     best, gt,
                     f"{gt}病种：亚目 {yamu}，主要操作 {shown[0]}，{_why(rule, best)}",
-                    trace(f"core.{rule}", [g.code for g in candidates], partial, later=later), flags,
+                    trace(f"core.{rule}", [g.code for g in candidates], partial, later=later), flags, qc,
                 )  # fmt: skip
 
     # --- procedure type for comprehensive / chapter groups -----------------------------------
@@ -235,7 +243,7 @@ def group_case(
             gt = _core_type(g, policy)
             return _result(
                 g, gt, f"{gt}病种：亚目 {yamu}，仅有{type_note}，按本地规则入保守治疗组",
-                trace("core.conservative_by_type", (g.code,), partial, optype, later), flags,
+                trace("core.conservative_by_type", (g.code,), partial, optype, later), flags, qc,
             )  # fmt: skip
 
     if ymk is None or not index.core_count.get(ymk):
@@ -251,7 +259,7 @@ def group_case(
         if g is not None:
             return _result(
                 g, GroupType.COMPREHENSIVE, f"综合病种：{missed}，类目 {leimu} × {type_note}",
-                trace("comprehensive", (g.code,), partial, optype, later), flags,
+                trace("comprehensive", (g.code,), partial, optype, later), flags, qc,
             )  # fmt: skip
 
     if policy.chapter_fallback and chapter is not None:
@@ -260,10 +268,10 @@ def group_case(
             return _result(
                 g, GroupType.CHAPTER,
                 f"章节兜底病种：{missed}，类目 {leimu} 无 {optype} 综合病种，按第 {chapter} 章 × {type_note}",
-                trace("chapter", (g.code,), partial, optype, later), flags,
+                trace("chapter", (g.code,), partial, optype, later), flags, qc,
             )  # fmt: skip
 
     return _ungrouped(
         f"未入组：{missed}，类目 {leimu} 无 {optype} 综合病种，且无第 {chapter} 章兜底病种",
-        trace("ungrouped.no_group", (), partial, optype, later), flags,
+        trace("ungrouped.no_group", (), partial, optype, later), flags, qc,
     )  # fmt: skip

@@ -56,6 +56,9 @@ class GroupingPolicy:
             raise ValueError(f"type_selection must be one of {TYPE_SELECTIONS}, not {self.type_selection!r}")
         if not isinstance(self.excluded_principal, Mapping):  # a plain set of codes: no stated rule
             object.__setattr__(self, "excluded_principal", {c: "" for c in self.excluded_principal})
+        # plain dicts: looked up for every procedure of every case (treated as read-only)
+        object.__setattr__(self, "excluded_principal", dict(self.excluded_principal))
+        object.__setattr__(self, "simple_operations", dict(self.simple_operations))
         ranges = []
         for key, why in self.excluded_principal.items():
             lo, sep, hi = key.partition("-")
