@@ -233,7 +233,7 @@ class Engine:
 
         quality = self.quality
         if not raw:
-            problem = quality.flag("dx.missing", "缺少主要诊断")
+            problem = quality.flag("dx.missing", "缺少主要诊断：病例无法入组")
             hit = _Code("dx", None, problem=problem)
         else:
             code, flags, notes, issue, reading = self._read("dx", raw, known)
@@ -263,7 +263,10 @@ class Engine:
                     else:
                         which, why = "dx.never_principal", rule
                     problem = quality.flag(which, f"{code} 不能作为主要诊断（{why}）", code)
-            facts = code_facts(code, quality) if code else None
+            facts = None
+            if code:
+                name = (self.terminology.display("dx", code) or "") if self.terminology is not None else ""
+                facts = code_facts(code, quality, name)
             hit = _Code("dx", code, flags, notes, problem, secondary, reading, facts)
         if len(cache) < _CACHE_LIMIT:
             cache[raw] = hit

@@ -20,7 +20,7 @@ from grouper.result import QcFlag, Severity
 
 #: Rules on the principal diagnosis: they decide whether the case can be grouped at all.
 PRINCIPAL_RULES = {
-    "dx.missing": "缺少主要诊断",
+    "dx.missing": "缺少主要诊断：病例无法入组",
     "dx.invalid": "主要诊断编码格式无效",
     "dx.not_in_table": "主要诊断编码不在医保版编码表中",
     "dx.asterisk": "星号（表现）编码不能作为主要诊断",
@@ -136,8 +136,8 @@ class QualityRules:
 
     @cached_property
     def quiet_los(self) -> int:
-        """A length of stay up to this needs no check (unless the patient is younger than it)."""
-        return min(self.long_stay_days, self.max_los_days, 365)
+        """A length of stay up to this needs no check."""
+        return min(self.long_stay_days, self.max_los_days)
 
     def flag(self, rule: str, message: str, code: str = "") -> QcFlag | None:
         """A finding of ``rule`` at its configured severity (None when the region turned it off)."""
@@ -154,6 +154,7 @@ class CodeFacts:
     """What the case-level checks need to know about one 医保版 diagnosis code."""
 
     code: str
+    name: str = ""  # the 医保版 name, when a terminology is loaded (messages show it)
     sex: str | None = None  # "F" / "M": the only sex the diagnosis fits
     pregnancy: bool = False
     perinatal: bool = False
@@ -164,12 +165,13 @@ class CodeFacts:
         return bool(self.sex or self.pregnancy or self.perinatal or self.weight_band)
 
 
-def code_facts(code: str, rules: QualityRules) -> CodeFacts:
+def code_facts(code: str, rules: QualityRules, name: str = "") -> CodeFacts:
     upper = code.upper()
     sex = "F" if _starts(upper, rules.female_only) else "M" if _starts(upper, rules.male_only) else None
     band = next(((lo, hi) for p, lo, hi in rules.birth_weight_codes if upper.startswith(p)), None)
     return CodeFacts(
         code,
+        name,
         sex,
         _starts(upper, rules.pregnancy_prefixes),
         _starts(upper, rules.perinatal_prefixes),
@@ -192,7 +194,7 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
     los, days = case.los_days, case.age_days
     if (
         not diagnoses
-        and (los is None or (los <= rules.quiet_los and (days is None or los <= days + 1)))
+        and (los is None or los <= rules.quiet_los)
         and (days is None or days >= rules.newborn_days or case.birth_weight_g is not None)
         and not case.principal_conflict
         and not case.principal_unranked
@@ -205,26 +207,25 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
     for d in diagnoses:
         if not d.restricted:
             continue
+        named = f"{d.code} {d.name}" if d.name else d.code
         if d.sex and sex and d.sex != sex:
             out.append(
                 rules.flag(
-                    "sex.mismatch",
-                    f"{d.code} 只适用于{_SEX_WORD[d.sex]}，患者性别为{_SEX_WORD[sex][0]}",
-                    d.code,
+                    "sex.mismatch", f"{named} 只适用于{_SEX_WORD[d.sex]}，患者性别为{_SEX_WORD[sex][0]}", d.code
                 )
             )
         if d.pregnancy and age is not None:
             low, high = rules.pregnancy_age
             if not low <= age <= high:
-                out.append(rules.flag("age.pregnancy", f"{d.code} 为妊娠相关编码，患者年龄 {age} 岁", d.code))
+                out.append(rules.flag("age.pregnancy", f"{named} 为妊娠相关编码，患者年龄 {age} 岁", d.code))
         if d.perinatal and age is not None and age > rules.perinatal_max_age:
-            out.append(rules.flag("age.perinatal", f"{d.code} 为围生期编码，患者已 {age} 岁", d.code))
+            out.append(rules.flag("age.perinatal", f"{named} 为围生期编码，患者已 {age} 岁", d.code))
         if d.weight_band and weight is not None and not d.weight_band[0] <= weight <= d.weight_band[1]:
             lo, hi = d.weight_band
             out.append(
                 rules.flag(
                     "newborn.birth_weight_band",
-                    f"{d.code} 表示出生体重 {lo}–{hi} 克，与记录的 {weight} 克不符",
+                    f"{named} 与出生体重 {weight} 克不符（该编码为 {lo}–{hi} 克）",
                     d.code,
                 )
             )
@@ -233,15 +234,17 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
         out.append(
             rules.flag(
                 "newborn.birth_weight_missing",
-                f"新生儿（{days} 天）病例缺少出生体重（结算清单必填，影响分组）",
+                "新生儿病例缺少出生体重（结算清单必填，影响分组）",
                 "birth_weight_g",
             )
         )
     if los is not None:
-        lived = case.age_days if case.age_days is not None else (age * 365 + 365 if age is not None else None)
-        if los > rules.max_los_days or (lived is not None and los > lived + 1):
-            why = f"超过 {rules.max_los_days} 天" if los > rules.max_los_days else f"长于患者年龄（{lived} 天）"
-            out.append(rules.flag("los.implausible", f"住院天数 {los} 天不合理（{why}），请核对", str(los)))
+        if los > rules.max_los_days:
+            out.append(
+                rules.flag(
+                    "los.implausible", f"住院天数 {los} 天超过 {rules.max_los_days} 天，不合理，请核对", str(los)
+                )
+            )
         elif los > rules.long_stay_days:
             out.append(
                 rules.flag(
