@@ -220,7 +220,10 @@ _WORKER_ENGINE = None
 
 
 def _init_worker(engine) -> None:
+    from dip_engine.workers import exit_with_parent
+
     global _WORKER_ENGINE
+    exit_with_parent()
     _WORKER_ENGINE = engine
 
 

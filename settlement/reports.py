@@ -239,7 +239,7 @@ def _xlsx_value(value):
     return value
 
 
-XLSX_REJECT_LIMIT = 100_000
+XLSX_REJECT_LIMIT = 10_000  # more would make the workbook slow to write and to open; rejects.csv has all
 
 
 def write_xlsx(path: Path, result: PeriodResult, meta: dict, rejected: list[tuple]) -> None:

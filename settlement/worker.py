@@ -82,7 +82,11 @@ def _home_state(home: str | None) -> tuple:
 
 def init_worker(spec: JobSpec) -> None:
     """Pool initializer: a forked worker inherits the parent's engine (else builds it), then
-    ``gc.freeze`` keeps the catalog's long-lived objects out of every garbage collection."""
+    ``gc.freeze`` keeps the catalog's long-lived objects out of every garbage collection. The
+    worker exits when the parent dies (it would otherwise linger after a killed run)."""
+    from dip_engine.workers import exit_with_parent
+
+    exit_with_parent()
     ensure_engine(spec)
     gc.collect()
     gc.freeze()
