@@ -24,8 +24,13 @@ from grouper import Case
 INPUT_COLUMNS = (
     "case_id", "sex", "age", "age_days", "birth_weight_g", "los_days", "icu_days", "discharge_way",
     "main_diagnosis", "other_diagnoses", "procedures", "total_cost", "hospital_id", "hospital_level",
-    "insurance_type",
+    "insurance_type", "code_system",
 )  # fmt: skip
+#: ``code_system`` values: the row's codes are 医保版 for sure, or 国临版 (read through the official map).
+CODE_SYSTEMS = {
+    "yb": "yb", "医保版": "yb", "yb2.0": "yb", "医保版2.0": "yb",
+    "gl": "gl", "国临版": "gl", "gl2.0": "gl", "gl3.0": "gl", "国临版2.0": "gl",
+}  # fmt: skip
 #: ``adjusted_case_score``: case score after the cost-deviation rule (费用偏差校正后的病例分值);
 #: ``case_payment``: what the case is paid (adjusted score × point value, or the region's rule for a
 #: case without a group, ``payment_basis``); both need ``total_cost``. ``qc_flags``: the quality
@@ -97,6 +102,11 @@ def case_from_record(rec: dict) -> Case:
         v = get(f)
         if v is not None and v != "":
             strs[f] = str(v).strip()
+    system = get("code_system")
+    if system not in (None, ""):
+        strs["code_system"] = CODE_SYSTEMS.get(str(system).strip().lower())
+        if strs["code_system"] is None:
+            raise CaseError(f"code_system 应为 医保版(yb) 或 国临版(gl)，不是 {str(system)[:20]!r}")
     return Case(
         case_id=case_id,
         main_diagnosis=main,

@@ -21,6 +21,9 @@ from dip_engine.rules import REGION_EXCLUSION, RegionRules, load_rules
 from grouper import Case, GroupResult, GroupType, Trace, group_case
 
 _HOME = object()  # Engine.from_home: "the data home's terminology"
+#: ``Case.code_system`` → how the engine reads the case's codes
+_AS_TYPED, _YB, _GL = 0, 1, 2
+_SYSTEMS = {None: _AS_TYPED, "yb": _YB, "gl": _GL}
 
 
 def terminology_for(catalog: Catalog, home: Path | None):
@@ -115,9 +118,9 @@ class Engine:
         self._reset_caches()
 
     def _reset_caches(self) -> None:
-        # per raw code; [0] codes as typed, [1] codes known to be 医保版 (Case.code_system == "yb")
-        self._dx_cache: tuple[dict[str, _Code], dict[str, _Code]] = ({}, {})
-        self._px_cache: tuple[dict[str, _Code], dict[str, _Code]] = ({}, {})
+        # per raw code and code system (see _SYSTEMS): codes as typed, 医保版 for sure, 国临版 for sure
+        self._dx_cache: tuple[dict[str, _Code], ...] = ({}, {}, {})
+        self._px_cache: tuple[dict[str, _Code], ...] = ({}, {}, {})
         self._pv_cache: dict = {}
         self._hc_cache: dict = {}
         self._collisions = _collisions(self.terminology) if self.terminology is not None else {}
@@ -172,13 +175,15 @@ class Engine:
         self._reset_caches()
 
     # --- code resolution -----------------------------------------------------------------------
-    def _read(self, kind: str, raw: str, known: bool):
+    def _read(self, kind: str, raw: str, system: int):
         """(医保版 code or None, flags, notes, problem (rule, message, code) or None, reading findings).
 
         Strict, as the 结算清单 is: a code is used as given (after spelling normalisation), as the
         official 国临版 → 医保版 map reads it, or — a dagger code without its asterisk half — as the
         one combination code it stands for. Anything else is not a 医保版 code, never a guess
-        (``K35.399`` is not completed to a code of K35.3). ``known``: the codes are 医保版 for sure."""
+        (``K35.399`` is not completed to a code of K35.3). ``system``: what the case says its codes
+        are (:data:`_SYSTEMS`): as typed — a code in both tables with different meanings is then read
+        as 医保版 and flagged —, 医保版 for sure, or 国临版 for sure (read through the official map)."""
         from terminology.normalize import normalize_diagnosis, normalize_procedure
 
         what = _WHAT[kind]
@@ -194,10 +199,18 @@ class Engine:
         if term is None:
             return code, flags, notes, None, ()
         table = term.table(kind)
+        if system == _GL:
+            mapped = term.translate(kind, code)
+            if mapped is not None and table.get(mapped.target_code) is not None:
+                note = f"国临版{what} {raw} 按官方映射表读作医保版 {mapped.target_code}"
+                found = self.quality.flag("code.gl_mapped", note, code)
+                return mapped.target_code, (FLAG_MAPPED,), (note,), None, (found,) if found else ()
+            message = f"国临版{what}编码 {code} 不在国临版→医保版官方映射表中"
+            return None, (), (), (f"{kind}.not_in_table", message, code), ()
         hit = table.get(code)
         if hit is not None:
             reading = ()
-            if not known and code in self._collisions.get(kind, ()):
+            if system == _AS_TYPED and code in self._collisions.get(kind, ()):
                 gl = self._collisions[kind][code]
                 reading = (
                     self.quality.flag(
@@ -208,7 +221,7 @@ class Engine:
                     ),
                 )
             return code, flags, notes, None, tuple(f for f in reading if f is not None)
-        if not known:
+        if system == _AS_TYPED:
             mapped = term.translate(kind, code)
             if mapped is not None and table.get(mapped.target_code) is not None:
                 note = f"{what} {raw} 为国临版编码，按官方映射表读作医保版 {mapped.target_code}"
@@ -224,8 +237,8 @@ class Engine:
         message = f"{what}编码 {code} 不在医保版 {table.version} 编码表中{hint}"
         return None, (), (), (f"{kind}.not_in_table", message, code), ()
 
-    def _dx(self, raw: str, known: bool = False) -> _Code:
-        cache = self._dx_cache[known]
+    def _dx(self, raw: str, system: int = 0) -> _Code:
+        cache = self._dx_cache[system]
         hit = cache.get(raw)
         if hit is not None:
             return hit
@@ -236,7 +249,7 @@ class Engine:
             problem = quality.flag("dx.missing", "缺少主要诊断：病例无法入组")
             hit = _Code("dx", None, problem=problem)
         else:
-            code, flags, notes, issue, reading = self._read("dx", raw, known)
+            code, flags, notes, issue, reading = self._read("dx", raw, system)
             given = normalize_diagnosis(raw)
             problem = secondary = None
             if given.ok and given.asterisk and not given.dagger:
@@ -272,11 +285,11 @@ class Engine:
             cache[raw] = hit
         return hit
 
-    def _px(self, raw: str, known: bool = False) -> _Code:
-        cache = self._px_cache[known]
+    def _px(self, raw: str, system: int = 0) -> _Code:
+        cache = self._px_cache[system]
         hit = cache.get(raw)
         if hit is None:
-            code, flags, notes, issue, reading = self._read("px", raw, known)
+            code, flags, notes, issue, reading = self._read("px", raw, system)
             problem = None
             if issue is not None:
                 rule, message, shown = issue
@@ -295,10 +308,10 @@ class Engine:
         ``result.qc`` lists the gate's findings (worst first); a finding of severity ``reject`` (an
         inadmissible principal diagnosis, or a rule the region made rejecting) leaves the case 未入组
         with that finding as the reason."""
-        known = case.code_system == "yb"
-        dx_cache, px_cache = self._dx_cache[known], self._px_cache[known]
+        system = _SYSTEMS.get(case.code_system, _AS_TYPED)
+        dx_cache, px_cache = self._dx_cache[system], self._px_cache[system]
         raw = case.main_diagnosis or ""
-        dx = dx_cache.get(raw) or self._dx(raw, known)
+        dx = dx_cache.get(raw) or self._dx(raw, system)
         flags = dx.flags
         notes = dx.notes
         found: list[QcFlag] = [dx.problem] if dx.problem is not None else []
@@ -308,7 +321,7 @@ class Engine:
         for raw in case.other_diagnoses:
             if not raw:
                 continue
-            other = dx_cache.get(raw) or self._dx(raw, known)
+            other = dx_cache.get(raw) or self._dx(raw, system)
             if other.code is None:
                 if other.secondary is not None:
                     found.append(other.secondary)
@@ -322,7 +335,7 @@ class Engine:
         for raw in case.procedures:
             if not raw:
                 continue
-            px = px_cache.get(raw) or self._px(raw, known)
+            px = px_cache.get(raw) or self._px(raw, system)
             if px.code is not None:
                 procs.append(px.code)
             elif px.problem is not None:

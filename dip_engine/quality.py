@@ -235,7 +235,6 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
             rules.flag(
                 "newborn.birth_weight_missing",
                 "新生儿病例缺少出生体重（结算清单必填，影响分组）",
-                "birth_weight_g",
             )
         )
     if los is not None:

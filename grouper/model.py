@@ -78,8 +78,9 @@ class Case:
 
     ``procedures``: the first one is the principal procedure (主要手术/操作). Codes may be raw; the
     engine normalises and maps them before grouping. ``code_system`` ``"yb"`` says the codes are
-    known to be 医保版 (a FHIR coding said so); None means as typed (batch files), where a code that
-    also exists in 国临版 with another meaning is flagged. ``principal_conflict`` /
+    known to be 医保版 (a FHIR coding or the batch file said so), ``"gl"`` 国临版 (read through the
+    official map); None means as typed, where a code that also exists in 国临版 with another
+    meaning is read as 医保版 and flagged. ``principal_conflict`` /
     ``principal_unranked``: the record did not say clearly which diagnosis is principal (FHIR ranks).
     """
 

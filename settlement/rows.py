@@ -57,6 +57,7 @@ KNOWN = (
     "fund_type",
     "fund_paid",
     "synthetic",
+    "code_system",
     *COST_COLUMNS,
 )
 
@@ -91,6 +92,7 @@ HEADER_ALIASES = {
     "基金类型": "fund_type",
     "基金支付": "fund_paid",
     "统筹基金支付": "fund_paid",
+    "编码体系": "code_system",
     **{f"{name}": col for name, col in zip(COST_CATEGORY_NAMES, COST_COLUMNS, strict=True)},
 }
 

@@ -11,7 +11,9 @@ How the sample was picked (so it can be reproduced and extended):
 * every 医保版 code the demo FHIR data and requests (``hooks/demo``) use, so each demo card shows
   real names and rules;
 * every procedure code the built-in sample DIP catalog (``dip_engine/sample``) uses, so every
-  sample group is reachable with real codes (the engine groups only codes of the active table).
+  sample group is reachable with real codes (the engine groups only codes of the active table);
+* the default 简单操作 of the region rules (``dip_engine/config/rules/default.toml``), so the
+  sample shows them being left out of grouping.
 
 Files are written in the published formats (TSV ``code/name``, CSV with the published Chinese
 headers), so loading the sample runs the real importer.
@@ -57,6 +59,7 @@ def demo_codes() -> dict[str, set[str]]:
 
 CATALOG = "catalogs/410400-pingdingshan-2025-dip2.0/目录.csv"
 SAMPLE_CATALOG = HERE.parents[1] / "dip_engine" / "sample" / "sample-catalog.csv"
+DEFAULT_RULES = HERE.parents[1] / "dip_engine" / "config" / "rules" / "default.toml"
 
 
 def _read_tsv(path: Path) -> list[list[str]]:
@@ -93,6 +96,10 @@ def build(data: Path, out: Path = HERE) -> dict[str, int]:
     for row in sample[1:]:
         for cell in (row[s_main], row[s_other]):
             wanted_px.update(c.lower() for code in _split_codes(cell) for c in code.split("|"))
+    import tomllib
+
+    with DEFAULT_RULES.open("rb") as fh:
+        wanted_px.update(c.lower() for c in tomllib.load(fh)["grouping"]["simple_operations"])
     px = _read_tsv(term / "icd9cm3-yb2.0.tsv")
     px_rows = [px[0]] + [r for r in px[1:] if r[0].lower() in wanted_px]
     px_codes = {r[0] for r in px_rows[1:]}
