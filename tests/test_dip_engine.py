@@ -239,6 +239,52 @@ def test_group_command_processes_good_rows_and_reports_bad_ones(tmp_path, worker
         assert line in res.output
 
 
+def test_group_output_has_the_deviation_corrected_score_the_case_payment_and_the_quality_findings(tmp_path):
+    src = tmp_path / "cases.csv"
+    src.write_text(
+        "case_id,main_diagnosis,procedures,total_cost,insurance_type,hospital_level\n"
+        "low,K35.300,47.0100,2610.00,职工,1\n"  # 30 % of the reference cost: 费用超低
+        "high,K35.300,47.0100,20880.00,职工,1\n"  # 300 %: 费用超高
+        "nocost,K35.300,47.0100,,职工,1\n"
+        "fall,W19.x00,,3000.00,职工,1\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    assert _run(["group", "--input", str(src), "--output", str(out)], tmp_path / "home").exit_code == 0
+    rows = {r["case_id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    # sample catalog and rules: K35.3:47.0100 score 1450, average cost 8700; 一级 coefficient 0.8,
+    # 职工 budget point value 5.80 (dip_engine/config/rules/999999.toml)
+    case_score = Decimal("1450") * Decimal("0.8")
+    reference = Decimal("8700") * Decimal("0.8")
+    low_ratio = Decimal("2610.00") / reference
+    low = (case_score * low_ratio).quantize(Decimal("0.0001"))
+    assert rows["low"]["case_score"] == "1160.0000" and rows["low"]["deviation_band"] == Band.LOW
+    assert rows["low"]["adjusted_case_score"] == str(low)
+    assert rows["low"]["case_payment"] == str((low * Decimal("5.80")).quantize(Decimal("0.01")))
+    high = (case_score * (Decimal("20880.00") / reference - 1)).quantize(Decimal("0.0001"))  # 2.0 rule
+    assert rows["high"]["adjusted_case_score"] == str(high) and rows["high"]["deviation_band"] == Band.HIGH
+    assert rows["nocost"]["adjusted_case_score"] == rows["nocost"]["case_payment"] == ""
+    assert rows["nocost"]["payment_standard"] == str((case_score * Decimal("5.80")).quantize(Decimal("0.01")))
+    assert {r["payment_basis"] for k, r in rows.items() if k != "fall"} == {"DIP"}
+    assert rows["fall"]["qc_flags"] == "dx.never_principal:W19.x00" and rows["fall"]["group_type"] == "未入组"
+    assert rows["fall"]["case_payment"] == "0.00" and rows["fall"]["payment_basis"] == "不予支付"
+
+
+def test_pricing_says_whether_the_hospital_coefficient_was_configured_and_which_deviation_rule_applies():
+    catalog = sample_catalog()
+    plain = Engine(catalog, rules=parse_rules("000005", {}))
+    r, p = plain.evaluate(case("K35.300", "47.0100"))
+    assert p.hospital_coefficient == 1 and not p.hospital_coefficient_configured
+    assert "未配置医院系数" in p.hospital_coefficient_source
+    assert (p.deviation_rule, p.deviation_low, p.deviation_high) == ("2.0", Decimal("0.5"), Decimal("2.0"))
+    draft = Engine(catalog, rules=parse_rules("000006", {"deviation": {"rule": "3.0", "high": "3.0"}}))
+    p = draft.evaluate(case("K35.300", "47.0100", hospital_level="3"))[1]
+    assert (p.deviation_rule, p.deviation_high, p.deviation_special) == ("3.0", Decimal("3.0"), Decimal("3.0"))
+    configured = Engine(catalog, rules=parse_rules("000007", {"hospital_coefficient": {"default": "1.0"}}))
+    assert configured.evaluate(case("K35.300", "47.0100"))[1].hospital_coefficient_configured
+    assert Engine.from_home(None).evaluate(case("J18.900"))[1].hospital_coefficient_basis == "not_applicable"
+
+
 def test_import_commands_store_catalog_and_optypes(tmp_path):
     from dip_engine import SAMPLE_DIR
 
