@@ -54,6 +54,7 @@ def _collisions(terminology) -> dict[str, dict]:
         }
     return out
 
+
 _CACHE_LIMIT = 500_000
 
 # flags the engine adds to results (the grouper adds "optype_default")
@@ -71,7 +72,18 @@ class _Code:
     ``problem`` says why (as principal, for a diagnosis); ``secondary`` why a diagnosis is dropped
     from the other diagnoses; ``reading`` how an ambiguous or 国临版 code was read."""
 
-    __slots__ = ("code", "yamu", "leimu", "chapter", "flags", "notes", "problem", "secondary", "reading", "facts")
+    __slots__ = (
+        "code",
+        "yamu",
+        "leimu",
+        "chapter",
+        "flags",
+        "notes",
+        "problem",
+        "secondary",
+        "reading",
+        "facts",
+    )
 
     def __init__(self, kind, code, flags=(), notes=(), problem=None, secondary=None, reading=(), facts=None):
         from terminology.structure import icd10_chapter, leimu, yamu
@@ -258,11 +270,15 @@ class Engine:
             if issue is not None:
                 rule, message, shown = issue
                 problem = problem or quality.flag(rule, message, shown)
-                secondary = quality.flag("dx.secondary_invalid", f"其他诊断{message.removeprefix('诊断')}，未计入", shown)
+                secondary = quality.flag(
+                    "dx.secondary_invalid", f"其他诊断{message.removeprefix('诊断')}，未计入", shown
+                )
             elif code is not None:
                 n = normalize_diagnosis(code)
                 if n.asterisk and not n.dagger:
-                    problem = problem or quality.flag("dx.asterisk", f"{code} 是星号（表现）编码，不能作为主要诊断", code)
+                    problem = problem or quality.flag(
+                        "dx.asterisk", f"{code} 是星号（表现）编码，不能作为主要诊断", code
+                    )
                 elif n.dagger:
                     code = n.dagger  # grouped by its etiology (剑号) half
             if code is not None and problem is None:
@@ -354,7 +370,13 @@ class Engine:
         if qc and qc[0].severity == Severity.REJECT:
             first = qc[0]
             trace = Trace(
-                dx.code, dx.yamu, dx.leimu, dx.chapter, tuple(procs), rule=f"ungrouped.{first.rule}", notes=notes
+                dx.code,
+                dx.yamu,
+                dx.leimu,
+                dx.chapter,
+                tuple(procs),
+                rule=f"ungrouped.{first.rule}",
+                notes=notes,
             )
             return GroupResult(
                 None, GroupType.UNGROUPED, "", None, f"未入组：{first.message}（质控规则 {first.rule}）",

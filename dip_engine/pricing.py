@@ -281,7 +281,9 @@ def price(
             f"{'质控不通过' if result.rejected else '未入组'}，无支付标准；本地区规定：{PAYMENT_RULES[rule]}"
         )
         basis = Basis.FEE_FOR_SERVICE if rule == "fee_for_service" else Basis.WITHHELD
-        payment = (money(cost) if cost is not None else None) if basis == Basis.FEE_FOR_SERVICE else Decimal("0.00")
+        payment = (
+            (money(cost) if cost is not None else None) if basis == Basis.FEE_FOR_SERVICE else Decimal("0.00")
+        )
         return Pricing(
             result.dip_code, None, None, pv, pv_kind, pv_est, pv_src, hc, hc_src, hc_basis, aux, aux_why, None, None,
             cost, None, None, None, payment, False, cost_so_far, None, additional_cost,

@@ -103,9 +103,13 @@ class QualityRules:
         severity = dict(RULES)
         for rule, level in (data.get("severity") or {}).items():
             if rule in PRINCIPAL_RULES:
-                raise QualityConfigError(f"[quality.severity] {rule}: principal-diagnosis rules always reject")
+                raise QualityConfigError(
+                    f"[quality.severity] {rule}: principal-diagnosis rules always reject"
+                )
             if rule not in RULES:
-                raise QualityConfigError(f"[quality.severity] unknown rule {rule!r}; known: {', '.join(RULES)}")
+                raise QualityConfigError(
+                    f"[quality.severity] unknown rule {rule!r}; known: {', '.join(RULES)}"
+                )
             if level not in (*Severity.ORDER, OFF):
                 raise QualityConfigError(
                     f"[quality.severity] {rule} = {level!r}: use {', '.join(Severity.ORDER)} or {OFF}"
@@ -115,7 +119,10 @@ class QualityRules:
         for i, band in enumerate(data.get("birth_weight_codes", [])):
             if not isinstance(band, Mapping) or not isinstance(band.get("prefix"), str):
                 raise QualityConfigError(f"[quality] birth_weight_codes[{i}] needs prefix, min and max")
-            low, high = _int(band.get("min", 0), "birth_weight_codes.min"), _int(band.get("max", 10**6), "max")
+            low, high = (
+                _int(band.get("min", 0), "birth_weight_codes.min"),
+                _int(band.get("max", 10**6), "max"),
+            )
             bands.append((band["prefix"].upper(), low, high))
         age = data.get("pregnancy_age", [10, 60])
         if not (isinstance(age, list) and len(age) == 2):
@@ -211,7 +218,9 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
         if d.sex and sex and d.sex != sex:
             out.append(
                 rules.flag(
-                    "sex.mismatch", f"{named} 只适用于{_SEX_WORD[d.sex]}，患者性别为{_SEX_WORD[sex][0]}", d.code
+                    "sex.mismatch",
+                    f"{named} 只适用于{_SEX_WORD[d.sex]}，患者性别为{_SEX_WORD[sex][0]}",
+                    d.code,
                 )
             )
         if d.pregnancy and age is not None:
@@ -241,13 +250,17 @@ def case_checks(case: Case, diagnoses: Sequence[CodeFacts], rules: QualityRules)
         if los > rules.max_los_days:
             out.append(
                 rules.flag(
-                    "los.implausible", f"住院天数 {los} 天超过 {rules.max_los_days} 天，不合理，请核对", str(los)
+                    "los.implausible",
+                    f"住院天数 {los} 天超过 {rules.max_los_days} 天，不合理，请核对",
+                    str(los),
                 )
             )
         elif los > rules.long_stay_days:
             out.append(
                 rules.flag(
-                    "los.long", f"住院 {los} 天，超过 {rules.long_stay_days} 天的长期住院按当地规定处理", str(los)
+                    "los.long",
+                    f"住院 {los} 天，超过 {rules.long_stay_days} 天的长期住院按当地规定处理",
+                    str(los),
                 )
             )
     if case.principal_conflict:

@@ -102,14 +102,19 @@ class RegionRules:
     @property
     def excluded_principal(self) -> dict[str, str]:
         """Entry → rule: the national list (``never_principal``), then the region's additions."""
-        out = {k.upper(): str(v) for k, v in self.grouping.get("never_principal", {}).items() if v is not False}
+        out = {
+            k.upper(): str(v) for k, v in self.grouping.get("never_principal", {}).items() if v is not False
+        }
         for code in self.grouping.get("excluded_principal", []):
             out.setdefault(code.upper(), REGION_EXCLUSION)
         return out
 
 
 REGION_EXCLUSION = "本统筹区规定"
-PAYMENT_RULES = {"fee_for_service": "按项目付费（实际费用）", "none": "不予支付（退回医疗机构修改后重新申报）"}
+PAYMENT_RULES = {
+    "fee_for_service": "按项目付费（实际费用）",
+    "none": "不予支付（退回医疗机构修改后重新申报）",
+}
 
 
 def _bands(items: list[dict], lo: str, hi: str, what: str, scale: int = 1) -> tuple[Band, ...]:
@@ -138,9 +143,7 @@ def parse_rules(region: str, data: dict, sources: tuple[str, ...] = ()) -> Regio
         if not isinstance(table, dict) or not all(isinstance(v, str | bool) for v in table.values()):
             raise RulesError(f"[grouping.{key}] must map codes to a reason (or false to remove one)")
     try:
-        GroupingPolicy(
-            tie_break=tuple(g["tie_break"]), type_selection=g.get("type_selection", "principal")
-        )
+        GroupingPolicy(tie_break=tuple(g["tie_break"]), type_selection=g.get("type_selection", "principal"))
     except ValueError as exc:
         raise RulesError(f"[grouping] {exc}") from None
     try:

@@ -74,8 +74,6 @@ def _why(rule: str, best: Group) -> str:
     return f"匹配相关操作数相同（{n} 项），按本地规则取{_TIE_REASONS.get(rule, rule)}者"
 
 
-
-
 def _core_type(g: Group, policy: GroupingPolicy) -> str:
     if (
         g.primary_care

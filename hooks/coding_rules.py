@@ -184,7 +184,12 @@ def admissibility(
 
 # ----------------------------------------------------------------------------- settlement-list checks
 
-_LEVELS = {Severity.REJECT: "error", Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "info"}
+_LEVELS = {
+    Severity.REJECT: "error",
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "info",
+}
 
 
 def settlement_checks(stay: Stay, result: GroupResult, newborn_days: int = 28) -> list[CheckView]:

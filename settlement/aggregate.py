@@ -132,9 +132,7 @@ def dedupe(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def mark_basis(con: duckdb.DuckDBPyConnection, config: SettleConfig) -> None:
     """Column ``basis`` (DIP / 按项目) on every case; view ``eligible`` = the period's cases."""
     con.execute("ALTER TABLE raw ADD COLUMN IF NOT EXISTS basis VARCHAR")
-    con.execute(
-        f"UPDATE raw SET basis = CASE WHEN grouped = 0 THEN {BASIS_OUTSIDE} ELSE '{BASIS_DIP}' END"
-    )
+    con.execute(f"UPDATE raw SET basis = CASE WHEN grouped = 0 THEN {BASIS_OUTSIDE} ELSE '{BASIS_DIP}' END")
     if config.trim == "quantile":
         counts = con.execute(
             "SELECT fund, count(*) FROM raw WHERE in_period = 1 AND grouped = 1 AND cost_ratio IS NOT NULL "

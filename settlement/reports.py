@@ -219,7 +219,9 @@ def rejected_rows(
     rows += [(*r[:3], STAGE_DUPLICATE, r[3]) for r in duplicates]
     rows += [(*r[:3], STAGE_QC, r[3]) for r in qc]
     rows.sort(key=lambda r: (int(r[0]), int(r[1])))
-    return [(sources[int(f)], int(line), case_id or "", stage, reason) for f, line, case_id, stage, reason in rows]
+    return [
+        (sources[int(f)], int(line), case_id or "", stage, reason) for f, line, case_id, stage, reason in rows
+    ]
 
 
 def write_rejects(path: Path, rows: list[tuple]) -> None:
@@ -280,10 +282,20 @@ def write_xlsx(path: Path, result: PeriodResult, meta: dict, rejected: list[tupl
         ["检查", "明细", "结果"],
         [[c["check"], c["detail"], "通过" if c["ok"] else "不通过"] for c in result.reconciliation],
     )
-    sheet("质控规则", ["规则", "说明", "病例数"], [[q["rule"], q["name"], q["cases"]] for q in result.qc_rules])
+    sheet(
+        "质控规则", ["规则", "说明", "病例数"], [[q["rule"], q["name"], q["cases"]] for q in result.qc_rules]
+    )
     rows = [list(r) for r in rejected[:XLSX_REJECT_LIMIT]]
     if len(rejected) > XLSX_REJECT_LIMIT:
-        rows.append(["", "", "", "", f"（只列出前 {XLSX_REJECT_LIMIT} 条，共 {len(rejected)} 条，全部见 rejects.csv）"])
+        rows.append(
+            [
+                "",
+                "",
+                "",
+                "",
+                f"（只列出前 {XLSX_REJECT_LIMIT} 条，共 {len(rejected)} 条，全部见 rejects.csv）",
+            ]
+        )
     sheet("拒收与质控", ["来源文件", "行号", "病例号", "类别", "原因"], rows)
     buf = io.BytesIO()
     wb.save(buf)
@@ -343,7 +355,17 @@ th{background:#eef3f9;text-align:center}td:first-child,td:nth-child(2){text-alig
 .kpi b{display:block;font-size:18px}.chart{margin:8px 16px 8px 0}.ct{font-size:14px;font-weight:bold}
 .cv{font-size:11px}.cl{font-size:11px;fill:#444}
 """
-RATIO_COLORS = ["#d4a017", "#3a9d5d", "#3a9d5d", "#2f6fb0", "#2f6fb0", "#2f6fb0", "#e07b39", "#c23b3b", "#8a5fb5"]
+RATIO_COLORS = [
+    "#d4a017",
+    "#3a9d5d",
+    "#3a9d5d",
+    "#2f6fb0",
+    "#2f6fb0",
+    "#2f6fb0",
+    "#e07b39",
+    "#c23b3b",
+    "#8a5fb5",
+]
 HTML_REJECT_LIMIT = 200
 
 
@@ -413,7 +435,9 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] = ()) ->
             width=760,
         ),
         "bands": charts.bar_chart(
-            [b["band"] for b in result.bands], [float(b["cases"]) for b in result.bands], title="费用偏差类型(病例数)"
+            [b["band"] for b in result.bands],
+            [float(b["cases"]) for b in result.bands],
+            title="费用偏差类型(病例数)",
         ),
         "losers": charts.hbar_chart(
             [f"{g['dip_code']} {g['group_name']}" for g in losers],
@@ -467,7 +491,12 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] = ()) ->
         "charts": {k: Markup(v) for k, v in svg.items()},  # built and escaped by settlement.charts
         "bands": _table(
             result.bands,
-            (("band", "偏差类型"), ("cases", "病例数"), ("total_cost", "实际费用(元)"), ("dip_payment", "DIP支付(元)")),
+            (
+                ("band", "偏差类型"),
+                ("cases", "病例数"),
+                ("total_cost", "实际费用(元)"),
+                ("dip_payment", "DIP支付(元)"),
+            ),
             money=MONEY_KEYS,
         ),
         "losers": _table(losers, GROUP_COLUMNS, money=MONEY_KEYS),
@@ -497,13 +526,21 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] = ()) ->
         "rejected": {
             **_table(
                 shown,
-                (("source", "来源文件"), ("line", "行号"), ("case_id", "病例号"), ("stage", "类别"), ("reason", "原因")),
+                (
+                    ("source", "来源文件"),
+                    ("line", "行号"),
+                    ("case_id", "病例号"),
+                    ("stage", "类别"),
+                    ("reason", "原因"),
+                ),
                 limit=HTML_REJECT_LIMIT,
             ),
             "truncated": len(shown) > HTML_REJECT_LIMIT,
             "total": len(shown),
         },
-        "parameters": _table([{"k": k, "v": _cell(v)} for k, v in meta.items()], (("k", "项目"), ("v", "值"))),
+        "parameters": _table(
+            [{"k": k, "v": _cell(v)} for k, v in meta.items()], (("k", "项目"), ("v", "值"))
+        ),
     }
     return _template().render(context)
 

@@ -337,7 +337,10 @@ def _payment_rules() -> dict[str, str]:
     from dip_engine.rules import PAYMENT_RULES
 
     rules = worker._STATE["engine"].rules
-    return {"ungrouped": PAYMENT_RULES[rules.ungrouped_payment], "rejected": PAYMENT_RULES[rules.rejected_payment]}
+    return {
+        "ungrouped": PAYMENT_RULES[rules.ungrouped_payment],
+        "rejected": PAYMENT_RULES[rules.rejected_payment],
+    }
 
 
 def _engine_identity() -> dict:

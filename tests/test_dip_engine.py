@@ -279,7 +279,11 @@ def test_pricing_says_whether_the_hospital_coefficient_was_configured_and_which_
     assert (p.deviation_rule, p.deviation_low, p.deviation_high) == ("2.0", Decimal("0.5"), Decimal("2.0"))
     draft = Engine(catalog, rules=parse_rules("000006", {"deviation": {"rule": "3.0", "high": "3.0"}}))
     p = draft.evaluate(case("K35.300", "47.0100", hospital_level="3"))[1]
-    assert (p.deviation_rule, p.deviation_high, p.deviation_special) == ("3.0", Decimal("3.0"), Decimal("3.0"))
+    assert (p.deviation_rule, p.deviation_high, p.deviation_special) == (
+        "3.0",
+        Decimal("3.0"),
+        Decimal("3.0"),
+    )
     configured = Engine(catalog, rules=parse_rules("000007", {"hospital_coefficient": {"default": "1.0"}}))
     assert configured.evaluate(case("K35.300", "47.0100"))[1].hospital_coefficient_configured
     assert Engine.from_home(None).evaluate(case("J18.900"))[1].hospital_coefficient_basis == "not_applicable"

@@ -229,7 +229,9 @@ def test_real_catalog_result_is_independent_of_non_principal_order(engine, core_
         st.lists(st.sampled_from(["89.5200", "47.0100", "88.3800", "99.2500"]), max_size=3)
     )
     policy = engine.policy
-    countable = [p for p in procs if p.upper() not in policy.ignored_procedures | policy.simple_operations.keys()]
+    countable = [
+        p for p in procs if p.upper() not in policy.ignored_procedures | policy.simple_operations.keys()
+    ]
     principal = data.draw(st.sampled_from(countable))  # the first procedure that counts for grouping
     rest = [p for p in procs if p != principal]
     shuffled = data.draw(st.permutations(rest))

@@ -209,7 +209,9 @@ def test_any_of_slots_express_dip3_alternatives():
     assert run(index, "I25.103", "36.0600", "37.2200").dip_code == "I25.1:36.0700|36.0600_37.2200"
     assert run(index, "I25.103", "36.0700", "37.2200").dip_code == "I25.1:36.0700|36.0600_37.2200"
     listed_second = run(index, "I25.103", "37.2200", "36.0700")  # the 主操作 is not listed first
-    assert listed_second.dip_code is None and listed_second.trace.later_main == ("I25.1:36.0700|36.0600_37.2200",)
+    assert listed_second.dip_code is None and listed_second.trace.later_main == (
+        "I25.1:36.0700|36.0600_37.2200",
+    )
 
 
 def test_type_selection_highest_uses_the_best_ranked_procedure_type():

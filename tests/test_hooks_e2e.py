@@ -330,7 +330,10 @@ def test_newborn_discharge_reads_the_birth_weight_from_the_fhir_server(servers):
     body = _derived_newborn_discharge(servers)
     del body["fhirServer"], body["fhirAuthorization"]  # nowhere to read the Observation from
     checks = bullets_after(only_card(servers, body)["detail"], CHECKS)
-    assert "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）（质控规则 newborn.birth_weight_missing）" in checks
+    assert (
+        "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）（质控规则 newborn.birth_weight_missing）"
+        in checks
+    )
 
 
 def test_patient_view_without_an_open_encounter_gives_no_card(servers):
@@ -605,7 +608,8 @@ def test_a_newborn_without_birth_weight_is_an_error(terminology, engine):
     conds = [condition("c1", "P07.300x001")]
     missing = stay_of(terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00")
     assert any(
-        "缺少出生体重" in m and "newborn.birth_weight_missing" in m for m in messages(checks_of(engine, missing), "error")
+        "缺少出生体重" in m and "newborn.birth_weight_missing" in m
+        for m in messages(checks_of(engine, missing), "error")
     )
     weighed = stay_of(
         terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00",
@@ -649,8 +653,9 @@ def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(termino
 def test_two_diagnoses_with_the_same_rank_are_a_warning(terminology, engine):
     conds = [condition("c1", "K35.300"), condition("c2", "I10.x00x002")]
     tied = stay_of(terminology, conds, [("c1", 1), ("c2", 1)])
-    assert "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确（质控规则 principal.rank_conflict）" in messages(
-        checks_of(engine, tied), "warning"
+    assert (
+        "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确（质控规则 principal.rank_conflict）"
+        in messages(checks_of(engine, tied), "warning")
     )
     ordered = stay_of(terminology, conds, [("c1", 1), ("c2", 2)])
     assert not any("排序" in m for m in messages(checks_of(engine, ordered), "warning"))
