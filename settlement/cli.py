@@ -15,7 +15,7 @@ def _print_report(report) -> None:
     click.echo(f"目录: {report.catalog_label}")
     click.echo(
         f"病例: 读入 {c['rows_in']}, 拒收 {c['rejected']} (其中重复 {c['duplicates']}), 本期结算 {c['settled']} "
-        f"(DIP {c['dip']}, 非DIP {c['outside']}: 其中质控不通过 {c.get('qc_rejected', 0)}, "
+        f"(DIP {c['dip']}, 非DIP {c['outside']}: 其中结算清单质控退回 {c.get('qc_rejected', 0)}, "
         f"不予支付 {c.get('withheld', 0)}), 非本期 {c['out_of_period']}"
     )
     for plan in result.plans:

@@ -65,6 +65,7 @@ def _group_partition(spec: worker.JobSpec, headers: dict[int, list[str] | None])
     decimal_cols = {name for name, typ in CASE_COLUMNS if typ.startswith("DECIMAL")}
     int_cols = {name for name, typ in CASE_COLUMNS if typ in ("INTEGER", "BIGINT")}
     names = [name for name, _ in CASE_COLUMNS]
+    reason_at = 1 + names.index("reason")  # after rec_type
 
     def convert(name: str, value):
         if value == "" or value is None:
@@ -102,7 +103,7 @@ def _group_partition(spec: worker.JobSpec, headers: dict[int, list[str] | None])
                     out.append(["case", *(convert(n, v) for n, v in zip(names, rec, strict=True))])
                 for f_idx, line, case_id, reason in rejects:
                     row = ["reject"] + [None] * len(names)
-                    row[1], row[2], row[3], row[-2] = f_idx, line, case_id, reason
+                    row[1], row[2], row[3], row[reason_at] = f_idx, line, case_id, reason
                     out.append(row)
             yield pd.DataFrame(out, columns=["rec_type", *names])
 
