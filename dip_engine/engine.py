@@ -221,18 +221,17 @@ class Engine:
             return None, (), (), (f"{kind}.not_in_table", message, code), ()
         hit = table.get(code)
         if hit is not None:
-            reading = ()
+            reading: tuple[QcFlag, ...] = ()
             if system == _AS_TYPED and code in self._collisions.get(kind, ()):
                 gl = self._collisions[kind][code]
-                reading = (
-                    self.quality.flag(
-                        "code.collision",
-                        f"{code} 在医保版为“{hit.display}”，在国临版为“{gl.source_name}”（对应医保版 "
-                        f"{gl.target_code}）；未注明编码体系，按医保版读取",
-                        code,
-                    ),
+                collision = self.quality.flag(
+                    "code.collision",
+                    f"{code} 在医保版为“{hit.display}”，在国临版为“{gl.source_name}”（对应医保版 "
+                    f"{gl.target_code}）；未注明编码体系，按医保版读取",
+                    code,
                 )
-            return code, flags, notes, None, tuple(f for f in reading if f is not None)
+                reading = (collision,) if collision else ()
+            return code, flags, notes, None, reading
         if system == _AS_TYPED:
             mapped = term.translate(kind, code)
             if mapped is not None and table.get(mapped.target_code) is not None:

@@ -28,6 +28,11 @@ Classifier = Callable[[str], tuple[str | None, bool]]
 FLAG_OPTYPE_DEFAULT = "optype_default"
 _TYPE_ALIASES = {"JR": OpType.SS}
 
+def _canonical_type(optype: str | None) -> str:
+    """A procedure type with its local alias resolved; none counts as 手术 (SS)."""
+    return _TYPE_ALIASES.get(optype, optype) if optype else OpType.SS
+
+
 _TIE_REASONS = {
     "higher_score": "分值较高",
     "lower_score": "分值较低",
@@ -224,13 +229,13 @@ def group_case(
         best_rank, optype, defaulted = len(policy.type_rank), OpType.SS, False
         for p in effective:
             t, d = classify(p)
-            t = _TYPE_ALIASES.get(t, t) or OpType.SS
+            t = _canonical_type(t)
             rank = policy.type_rank.index(t) if t in policy.type_rank else len(policy.type_rank)
             if rank < best_rank:
                 best_rank, optype, defaulted = rank, t, d
     else:
         t, defaulted = classify(principal)
-        optype = _TYPE_ALIASES.get(t, t) or OpType.SS
+        optype = _canonical_type(t)
     if defaulted:
         flags = (*flags, FLAG_OPTYPE_DEFAULT)
     type_note = f"{OpType.NAMES.get(optype, optype)}（{optype}{'，按默认规则判定' if defaulted else ''}）"

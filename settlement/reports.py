@@ -285,9 +285,9 @@ def write_xlsx(path: Path, result: PeriodResult, meta: dict, rejected: list[tupl
     sheet(
         "质控规则", ["规则", "说明", "病例数"], [[q["rule"], q["name"], q["cases"]] for q in result.qc_rules]
     )
-    rows = [list(r) for r in rejected[:XLSX_REJECT_LIMIT]]
+    listed = [list(r) for r in rejected[:XLSX_REJECT_LIMIT]]
     if len(rejected) > XLSX_REJECT_LIMIT:
-        rows.append(
+        listed.append(
             [
                 "",
                 "",
@@ -296,7 +296,7 @@ def write_xlsx(path: Path, result: PeriodResult, meta: dict, rejected: list[tupl
                 f"（只列出前 {XLSX_REJECT_LIMIT} 条，共 {len(rejected)} 条，全部见 rejects.csv）",
             ]
         )
-    sheet("拒收与质控", ["来源文件", "行号", "病例号", "类别", "原因"], rows)
+    sheet("拒收与质控", ["来源文件", "行号", "病例号", "类别", "原因"], listed)
     buf = io.BytesIO()
     wb.save(buf)
     _atomic_bytes(path, _deterministic_zip(buf.getvalue()))
@@ -396,7 +396,7 @@ def _template():
     return env.get_template("report.html.j2")
 
 
-def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] = ()) -> str:
+def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] | None = None) -> str:
     """The report a finance officer reads: what was paid, who gains or loses, why, and checks."""
     from markupsafe import Markup
 
@@ -425,7 +425,7 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] = ()) ->
         (d for d in result.departments if d["gain_loss"] is not None and d["gain_loss"] < 0),
         key=lambda d: (d["gain_loss"], d["hospital_id"], d["department"]),
     )[:15]
-    shown = [dict(zip(("source", "line", "case_id", "stage", "reason"), r, strict=True)) for r in rejected]
+    shown = [dict(zip(("source", "line", "case_id", "stage", "reason"), r, strict=True)) for r in rejected or ()]
     svg = {
         "ratio": charts.bar_chart(
             [b["bin"] for b in result.ratio_bins],
