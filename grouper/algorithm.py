@@ -28,6 +28,7 @@ Classifier = Callable[[str], tuple[str | None, bool]]
 FLAG_OPTYPE_DEFAULT = "optype_default"
 _TYPE_ALIASES = {"JR": OpType.SS}
 
+
 def _canonical_type(optype: str | None) -> str:
     """A procedure type with its local alias resolved; none counts as 手术 (SS)."""
     return _TYPE_ALIASES.get(optype, optype) if optype else OpType.SS

@@ -425,7 +425,9 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] | None =
         (d for d in result.departments if d["gain_loss"] is not None and d["gain_loss"] < 0),
         key=lambda d: (d["gain_loss"], d["hospital_id"], d["department"]),
     )[:15]
-    shown = [dict(zip(("source", "line", "case_id", "stage", "reason"), r, strict=True)) for r in rejected or ()]
+    shown = [
+        dict(zip(("source", "line", "case_id", "stage", "reason"), r, strict=True)) for r in rejected or ()
+    ]
     svg = {
         "ratio": charts.bar_chart(
             [b["bin"] for b in result.ratio_bins],
