@@ -212,13 +212,11 @@ class Engine:
             return code, flags, notes, None, ()
         table = term.table(kind)
         if system == _GL:
-            mapped = term.translate(kind, code)
-            if mapped is not None and table.get(mapped.target_code) is not None:
-                note = f"国临版{what} {raw} 按官方映射表读作医保版 {mapped.target_code}"
-                found = self.quality.flag("code.gl_mapped", note, code)
-                return mapped.target_code, (FLAG_MAPPED,), (note,), None, (found,) if found else ()
-            message = f"国临版{what}编码 {code} 不在国临版→医保版官方映射表中"
-            return None, (), (), (f"{kind}.not_in_table", message, code), ()
+            read = self._gl_reading(kind, raw, code)
+            if read is None:
+                message = f"国临版{what}编码 {code} 不在国临版→医保版官方映射表中"
+                return None, (), (), (f"{kind}.not_in_table", message, code), ()
+            return read
         hit = table.get(code)
         if hit is not None:
             reading: tuple[QcFlag, ...] = ()
@@ -232,12 +230,8 @@ class Engine:
                 )
                 reading = (collision,) if collision else ()
             return code, flags, notes, None, reading
-        if system == _AS_TYPED:
-            mapped = term.translate(kind, code)
-            if mapped is not None and table.get(mapped.target_code) is not None:
-                note = f"{what} {raw} 为国临版编码，按官方映射表读作医保版 {mapped.target_code}"
-                found = self.quality.flag("code.gl_mapped", note, code)
-                return mapped.target_code, (FLAG_MAPPED,), (note,), None, (found,) if found else ()
+        if system == _AS_TYPED and (read := self._gl_reading(kind, raw, code)) is not None:
+            return read
         if kind == "dx" and norm.asterisk is None:
             combined = table.by_dagger.get(norm.dagger or code, ())
             if len(combined) == 1:
@@ -247,6 +241,16 @@ class Engine:
         hint = f"（相近编码：{near}）" if near else ""
         message = f"{what}编码 {code} 不在医保版 {table.version} 编码表中{hint}"
         return None, (), (), (f"{kind}.not_in_table", message, code), ()
+
+    def _gl_reading(self, kind: str, raw: str, code: str):
+        """``_read``'s answer for a 国临版 code the official map takes to a 医保版 code, else None."""
+        term = self.terminology
+        mapped = term.translate(kind, code)
+        if mapped is None or term.table(kind).get(mapped.target_code) is None:
+            return None
+        note = f"国临版{_WHAT[kind]} {raw} 按官方映射表读作医保版 {mapped.target_code}"
+        found = self.quality.flag("code.gl_mapped", note, code)
+        return mapped.target_code, (FLAG_MAPPED,), (note,), None, (found,) if found else ()
 
     def _dx(self, raw: str, system: int = 0) -> _Code:
         cache = self._dx_cache[system]
@@ -394,7 +398,8 @@ class Engine:
         additional_cost: Decimal | None = None,
     ) -> Pricing:
         """Payment standard, deviation band and remaining budget for a grouped case."""
-        secondary = tuple(c for c in (self._dx(d).code for d in case.other_diagnoses if d) if c)
+        system = _SYSTEMS.get(case.code_system, _AS_TYPED)
+        secondary = tuple(c for c in (self._dx(d, system).code for d in case.other_diagnoses if d) if c)
         point = self._pv_cache.get(case.insurance_type)
         if point is None:
             point = point_value_for(self.rules, case.insurance_type, self.catalog.region_avg_cost)

@@ -70,7 +70,7 @@ def _deciding_rule(winner: tuple, runner_up: tuple, criteria: Sequence[str]) -> 
 
 
 def _why(rule: str, best: Group) -> str:
-    n = best.related_count
+    n = len(best.slots) - 1  # related procedures
     if rule == "single_match":
         return "唯一符合的核心病种" if n else "唯一符合的核心病种（诊断+主要操作）"
     if rule == "full_match":
