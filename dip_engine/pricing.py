@@ -56,7 +56,7 @@ HC_HOSPITAL, HC_LEVEL, HC_REGION_DEFAULT, HC_UNCONFIGURED, HC_NOT_APPLICABLE = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention: not frozen, for speed (see grouper.result)
 class Pricing:
     """Payment standard and where the stay's cost sits against it. ``estimated`` = some input was estimated.
 
