@@ -15,6 +15,7 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 COST_COLUMNS = tuple(f"cost_{i:02d}" for i in range(1, 15))
@@ -182,6 +183,7 @@ def _category_sum(row: dict) -> Decimal | None:
     return None if total is None else total.quantize(CENT, ROUND_HALF_UP)
 
 
+@lru_cache(maxsize=4096)  # a year has few distinct dates; a million rows repeat them
 def _calendar_date(text: str) -> str:
     """``YYYY-MM-DD`` (``/`` also accepted) that exists in the calendar (``2025-02-30`` does not)."""
     match = _DATE.match(text.replace("/", "-"))

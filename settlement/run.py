@@ -27,7 +27,7 @@ from settlement.inputs import Chunk, check_columns, estimate_rows, file_kind, fi
 from settlement.period import ANNUAL, ESTIMATE, MODE_LABELS, MONTHLY
 from settlement.records import CASE_COLUMN_NAMES
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: per-case quality-gate findings and the payment of cases without a group
 
 
 @dataclass
@@ -355,8 +355,10 @@ def _engine_identity() -> dict:
             files.append([str(source), stat.st_size, stat.st_mtime_ns])
         except OSError:
             files.append([str(source), None, None])
+    spec = worker._STATE.get("spec")
     return {
         "catalog": getattr(catalog, "label", ""),
+        "home_files": [list(stamp) for stamp in worker._home_state(spec.home if spec else None)],
         "region": getattr(catalog, "region", ""),
         "groups": len(getattr(catalog, "groups", ()) or ()),
         "source": str(getattr(catalog, "source", "")),

@@ -66,10 +66,15 @@ def ensure_engine(spec: JobSpec) -> Any:
 
 
 def _home_state(home: str | None) -> tuple:
-    """Modification stamps of the data home's catalogs and region rules: a change rebuilds the engine."""
+    """Modification stamps of the data home's catalogs, terminology and region rules: a change rebuilds
+    the engine (and invalidates a checkpoint)."""
     if not home:
         return ()
-    paths = [Path(home) / "catalogs.sqlite", *sorted((Path(home) / "rules").glob("*.toml"))]
+    paths = [
+        Path(home) / "catalogs.sqlite",
+        Path(home) / "terminology.sqlite",  # the quality gate checks codes against it
+        *sorted((Path(home) / "rules").glob("*.toml")),
+    ]
     stamps = []
     for path in paths:
         try:
