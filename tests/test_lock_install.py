@@ -8,7 +8,6 @@ It downloads and installs the runtime dependencies (about a minute), so it runs 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,19 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCK = ROOT / "requirements.lock"
-PACKAGES = (
-    "cds_service",
-    "hooks",
-    "cards",
-    "mappings",
-    "terminology",
-    "dip_engine",
-    "grouper",
-    "settlement",
-    "costing",
-)
+from tests.test_metadata import PACKAGES, ROOT, lock_pins, normalise
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("DIP_CDS_TEST_LOCK_INSTALL") != "1",
@@ -48,19 +35,6 @@ for top in sys.argv[1:]:
 from cds_service.plugins import discover
 print(count, " ".join(p.name for p in discover()))
 """
-
-
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def lock_pins() -> dict[str, str]:
-    pins = {}
-    for line in LOCK.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
-        if match:
-            pins[normalise(match.group(1))] = match.group(2)
-    return pins
 
 
 def run(*args: object, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -13,18 +13,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
-PACKAGES = (
-    "cds_service",
-    "hooks",
-    "cards",
-    "mappings",
-    "terminology",
-    "dip_engine",
-    "grouper",
-    "settlement",
-    "costing",
-)
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+PROJECT = PYPROJECT["project"]
+PACKAGES = tuple(p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"])
 # declared but not imported, with the reason
 INDIRECT = {"cryptography": "PyJWT's ES384/RS256 verification (PyJWT[crypto]); declared for its floor"}
 TOOLS = {"ruff", "mypy"}  # run by .ci/run, not imported
@@ -32,6 +23,16 @@ TOOLS = {"ruff", "mypy"}  # run by .ci/run, not imported
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_pins() -> dict[str, str]:
+    """requirements.lock as normalised name → pinned version."""
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text("utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
+        if match:
+            pins[normalise(match.group(1))] = match.group(2)
+    return pins
 
 
 def declared(*groups: str) -> dict[str, Requirement]:
@@ -86,11 +87,7 @@ def test_every_declared_runtime_library_is_used():
 
 
 def test_every_dependency_has_a_lower_bound_and_the_lock_pins_it_inside_its_range():
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text("utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
-        if match:
-            pins[normalise(match.group(1))] = match.group(2)
+    pins = lock_pins()
     for name, requirement in declared("runtime", "test", "spark").items():
         assert any(s.operator == ">=" for s in requirement.specifier), f"{name}: no lower bound"
         assert name in pins, f"{name} is not in requirements.lock (re-run pip-compile, see README)"
