@@ -38,8 +38,15 @@ def _rules(data: AppData) -> Any:
 
 
 def _readiness(data: AppData) -> Mapping[str, Any]:
+    """The active rule sets (name, version) and how many rules they hold; sample when none is imported."""
     rules = data["yb_rules"].current()
-    return {"yb_rules": "sample" if rules.is_sample else "loaded"}
+    return {
+        "yb_rules": {
+            "status": "sample" if rules.is_sample else "loaded",
+            "rules": len(rules),
+            "rule_sets": [{"name": s.name, "version": s.version} for s in rules.sets],
+        }
+    }
 
 
 plugin = Plugin(
