@@ -388,7 +388,11 @@ def test_readyz_names_the_terminology_versions_and_the_catalogs_loaded(client):
     data = response.get_json()["data"]
     # empty home: the built-in samples, labelled as such
     assert data["feedback"] == "ok"
-    assert data["yb_rules"] == {"status": "sample", "rules": 31, "rule_sets": [{"name": "内置示例规则", "version": 0}]}
+    assert data["yb_rules"] == {
+        "status": "sample",
+        "rules": 31,
+        "rule_sets": [{"name": "内置示例规则", "version": 0}],
+    }
     terminology = data["terminology"]
     assert terminology["status"] == "sample" and "SAMPLE" in terminology["label"]
     assert {k: terminology[k]["version"] for k in ("dx", "px", "dx_map", "px_map")} == dict.fromkeys(
