@@ -1,0 +1,117 @@
+"""The console inside the service process: its database, its recorder, its pages.
+
+At start the console's migrations are applied and any spool left by a killed process is drained,
+so the pages show everything the service answered before it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from console.db import engine_for, migrate
+from console.recorder import Recorder, recover_orphans
+from console.settings import ConsoleSettings
+
+log = logging.getLogger("dip_cds.console")
+EXTENSION_KEY = "dip_cds.console"
+
+
+def service_database_url(core_settings: Any, home: Path) -> str:
+    """The service database: the one the core keeps card feedback in."""
+    from cds_service.feedback import default_database_url
+
+    feedback = getattr(core_settings, "feedback", None)
+    return getattr(feedback, "database_url", None) or default_database_url(home)
+
+
+class Console:
+    """Per-app console state; the engine and the recorder are per process (made after a fork)."""
+
+    def __init__(self, settings: ConsoleSettings, home: Path, database_url: str) -> None:
+        self.settings = settings
+        self.home = Path(home)
+        self.database_url = settings.database_url or database_url
+        self._recorders: dict[int, Recorder] = {}
+
+    @property
+    def engine(self) -> Engine:
+        return engine_for(self.database_url)
+
+    @property
+    def recorder(self) -> Recorder:
+        import os
+
+        pid = os.getpid()
+        if pid not in self._recorders:
+            self._recorders[pid] = Recorder(
+                self.engine,
+                self.settings.spool_path(self.home),
+                interval=self.settings.drain_interval_seconds,
+                fsync=self.settings.spool_fsync,
+            )
+        return self._recorders[pid]
+
+    def prepare(self) -> int:
+        """Migrate the tables and drain spools left by stopped processes; returns files recovered."""
+        migrate(self.engine)
+        return recover_orphans(self.engine, self.settings.spool_path(self.home))
+
+    def record(self, _app_data: Any, event: Mapping[str, Any]) -> None:
+        """The ``assessment`` subscriber."""
+        self.recorder.record(event)
+
+    def flush(self) -> None:
+        self.recorder.flush()
+
+
+class _EventBus:
+    """Until the core's plugin seam delivers events: the same ``publish(event, payload)`` shape."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Any] = []
+        self.console_subscribed = False
+
+    def publish(self, event: str, payload: Mapping[str, Any]) -> int:
+        delivered = 0
+        for subscriber in self.subscribers:
+            try:
+                subscriber(None, payload)
+                delivered += 1
+            except Exception as exc:  # noqa: BLE001 - recording never breaks the doctor's answer
+                log.error("event subscriber failed", extra={"reason": type(exc).__name__})
+        return delivered
+
+
+def setup(app: Flask, settings: ConsoleSettings | None = None) -> Console:
+    """Make (or remake, with new settings) the app's console: tables migrated, spools recovered,
+    the recorder subscribed to ``assessment`` once (the subscriber looks the console up per call)."""
+    state = app.extensions["dip_cds.state"]
+    settings = settings or ConsoleSettings()
+    console = Console(settings, state.home, service_database_url(state.settings, state.home))
+    app.extensions[EXTENSION_KEY] = console
+    if not settings.enabled:
+        return console
+    recovered = console.prepare()
+    if recovered:
+        log.warning("console: recovered spooled assessments of a stopped process", extra={"stored": recovered})
+    bus = app.extensions.setdefault("dip_cds.events", _EventBus())
+    if not getattr(bus, "console_subscribed", False):
+        bus.subscribers.append(lambda data, event: app.extensions[EXTENSION_KEY].record(data, event))
+        bus.console_subscribed = True
+    return console
+
+
+def install(app: Flask, settings: ConsoleSettings | None = None) -> Console:
+    """Mount the console on ``app`` (pages at ``/console/``) with ``settings``."""
+    from console.web import blueprint
+
+    console = setup(app, settings)
+    if blueprint.name not in app.blueprints:
+        app.register_blueprint(blueprint)
+    return console
