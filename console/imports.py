@@ -64,7 +64,7 @@ def check_root(folder: Path, roots: tuple[Path, ...]) -> Path:
     return path
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise LoadError(f"缺少文件 {path.name}")
     if path.stat().st_size > MAX_FILE_BYTES:
@@ -73,7 +73,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     if text is None:
         raise LoadError(f"{path.name} 不是 UTF-8 或 GB18030 编码")
     try:
-        return list(csv.DictReader(io.StringIO(text)))
+        reader = csv.DictReader(io.StringIO(text))
+        return list(reader.fieldnames or []), list(reader)
     except csv.Error as exc:
         raise LoadError(f"{path.name}：CSV 格式错误（{exc}）") from None
 
@@ -88,11 +89,12 @@ def _parse_time(text: str, zone: ZoneInfo, fallback: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)
 
 
-def load_audit(engine: Engine, folder: Path, who: str, zone: ZoneInfo, label: str | None = None) -> dict[str, Any]:
+def load_audit(
+    engine: Engine, folder: Path, who: str, zone: ZoneInfo, label: str | None = None
+) -> dict[str, Any]:
     """Load ``findings.csv`` of a ``dip-cds audit`` output folder; returns the import's summary."""
     path = folder / "findings.csv"
-    rows = _read_csv(path)
-    header = list(rows[0]) if rows else []
+    header, rows = _read_csv(path)
     mapping = {key: next((h for h in names if h in header), None) for key, names in AUDIT_COLUMNS.items()}
     missing = [k for k in REQUIRED if mapping[k] is None]
     if rows and missing:
@@ -148,7 +150,9 @@ def load_audit(engine: Engine, folder: Path, who: str, zone: ZoneInfo, label: st
             .returning(imports.c.id)
         ).scalar_one()
         for start in range(0, len(records), 5000):
-            conn.execute(findings.insert(), [{**r, "import_id": import_id} for r in records[start : start + 5000]])
+            conn.execute(
+                findings.insert(), [{**r, "import_id": import_id} for r in records[start : start + 5000]]
+            )
     return {"id": import_id, **summary}
 
 
@@ -161,13 +165,15 @@ def load_settle(engine: Engine, folder: Path, who: str, label: str | None = None
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise LoadError(f"summary.json 无法读取（{exc}）") from None
-    tables = {name: _read_csv(folder / f"{name}.csv") for name in SETTLE_TABLES if (folder / f"{name}.csv").is_file()}
-    if "cases" not in tables:
+    read = {
+        name: _read_csv(folder / f"{name}.csv")
+        for name in SETTLE_TABLES
+        if (folder / f"{name}.csv").is_file()
+    }
+    if "cases" not in read:
         raise LoadError("缺少 cases.csv")
-    columns = {}
-    for name, rows in tables.items():
-        with (folder / f"{name}.csv").open(encoding="utf-8-sig", errors="replace") as fh:
-            columns[name] = next(csv.reader(fh), [])
+    columns = {name: header for name, (header, _) in read.items()}
+    tables = {name: rows for name, (_, rows) in read.items()}
     meta = {
         "columns": columns,
         "counts": summary.get("counts"),
@@ -192,7 +198,9 @@ def load_settle(engine: Engine, folder: Path, who: str, label: str | None = None
             .returning(imports.c.id)
         ).scalar_one()
         for name, rows in tables.items():
-            dept_column = "department" if "department" in columns[name] else "科室" if "科室" in columns[name] else None
+            dept_column = (
+                "department" if "department" in columns[name] else "科室" if "科室" in columns[name] else None
+            )
             batch = [
                 {
                     "import_id": import_id,

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,16 @@ def drain_file(engine: Engine, path: Path, start: int = 0) -> int:
 class Recorder:
     """One per process and database: the spool writer (request path) and its drainer thread."""
 
-    def __init__(self, engine: Engine, spool_dir: Path, interval: float = 0.2, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        spool_dir: Path,
+        interval: float = 0.2,
+        fsync: bool = False,
+        housekeeping: Callable[[], Any] | None = None,
+    ) -> None:
         self.engine = engine
+        self.housekeeping = housekeeping  # run hourly on the drainer thread (retention)
         self.spool_dir = Path(spool_dir)
         self.interval = interval
         self.fsync = fsync
@@ -133,7 +141,7 @@ class Recorder:
             atexit.register(self.close)
 
     def _run(self) -> None:
-        last_orphans = 0.0
+        last_orphans = last_housekeeping = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -142,6 +150,9 @@ class Recorder:
                 if time.monotonic() - last_orphans > 5:
                     last_orphans = time.monotonic()
                     recover_orphans(self.engine, self.spool_dir)
+                if self.housekeeping is not None and time.monotonic() - last_housekeeping > 3600:
+                    last_housekeeping = time.monotonic()
+                    self.housekeeping()
             except Exception as exc:  # noqa: BLE001 - the database may be down: keep spooling, retry
                 self.errors += 1
                 log.error("console: recording failed, will retry", extra={"reason": type(exc).__name__})

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from console.db import engine_for, migrate
 from console.recorder import Recorder, recover_orphans
+from console.retention import purge
 from console.settings import ConsoleSettings
 
 log = logging.getLogger("dip_cds.console")
@@ -54,13 +55,20 @@ class Console:
                 self.settings.spool_path(self.home),
                 interval=self.settings.drain_interval_seconds,
                 fsync=self.settings.spool_fsync,
+                housekeeping=self.purge,
             )
         return self._recorders[pid]
 
     def prepare(self) -> int:
-        """Migrate the tables and drain spools left by stopped processes; returns files recovered."""
+        """Migrate the tables, drain spools left by stopped processes (returns how many files) and
+        apply the retention setting."""
         migrate(self.engine)
-        return recover_orphans(self.engine, self.settings.spool_path(self.home))
+        recovered = recover_orphans(self.engine, self.settings.spool_path(self.home))
+        self.purge()
+        return recovered
+
+    def purge(self) -> dict[str, int]:
+        return purge(self.engine, self.settings.retention_days, self.settings.session_max_hours)
 
     def record(self, _app_data: Any, event: Mapping[str, Any]) -> None:
         """The ``assessment`` subscriber."""
@@ -99,7 +107,9 @@ def setup(app: Flask, settings: ConsoleSettings | None = None) -> Console:
         return console
     recovered = console.prepare()
     if recovered:
-        log.warning("console: recovered spooled assessments of a stopped process", extra={"stored": recovered})
+        log.warning(
+            "console: recovered spooled assessments of a stopped process", extra={"stored": recovered}
+        )
     bus = app.extensions.setdefault("dip_cds.events", _EventBus())
     if not getattr(bus, "console_subscribed", False):
         bus.subscribers.append(lambda data, event: app.extensions[EXTENSION_KEY].record(data, event))

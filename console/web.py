@@ -81,7 +81,9 @@ def _cookie(response: Response, name: str, value: str, max_age: int | None = Non
 
 def _error(status: int, message: str) -> Response:
     return Response(
-        render_template("console_error.html", status=status, message=message, nav=NAV), status, mimetype="text/html"
+        render_template("console_error.html", status=status, message=message, nav=NAV),
+        status,
+        mimetype="text/html",
     )
 
 
@@ -120,7 +122,9 @@ def _identify() -> Response | None:
             g.new_session_token = session.token
     if session is None:
         if request.method == "GET":
-            return redirect(url_for("console.login", next=request.full_path if request.args else request.path))
+            return redirect(
+                url_for("console.login", next=request.full_path if request.args else request.path)
+            )
         return _error(401, "登录已过期，请重新登录。")
     g.console_user = session.user
     g.console_session = session
@@ -178,7 +182,11 @@ def _layout() -> dict[str, Any]:
 
 def _safe_next(target: str | None) -> str:
     base = url_for("console.index")
-    return target if target and target.startswith(base) and not target.startswith("//") else url_for("console.stays_page")
+    return (
+        target
+        if target and target.startswith(base) and not target.startswith("//")
+        else url_for("console.stays_page")
+    )
 
 
 @blueprint.get("/login")
@@ -186,7 +194,11 @@ def login() -> Response:
     if _console().settings.auth == "proxy":
         return redirect(url_for("console.stays_page"))
     token = secrets.token_urlsafe(24)
-    response = Response(render_template("console_login.html", login_token=token, next=request.args.get("next", ""), error=None))
+    response = Response(
+        render_template(
+            "console_login.html", login_token=token, next=request.args.get("next", ""), error=None
+        )
+    )
     _cookie(response, LOGIN_COOKIE, token, max_age=1800)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -206,7 +218,10 @@ def login_post() -> Response:
     except auth.AuthError as exc:
         token = secrets.token_urlsafe(24)
         response = Response(
-            render_template("console_login.html", login_token=token, next=request.form.get("next", ""), error=str(exc)), 401
+            render_template(
+                "console_login.html", login_token=token, next=request.form.get("next", ""), error=str(exc)
+            ),
+            401,
         )
         _cookie(response, LOGIN_COOKIE, token, max_age=1800)
         return response
@@ -299,7 +314,9 @@ def _tables(page: str, conn: Any) -> dict[str, Table]:
         data = _settle_data(conn, _int_arg("run"), everything=True)
         return {"table": data["table"]} if data and data["table"] is not None else {}
     if page == "stay":
-        data = queries.stay_detail(conn, _department_scope(), _console().settings.zone(), request.args.get("key", ""))
+        data = queries.stay_detail(
+            conn, _department_scope(), _console().settings.zone(), request.args.get("key", "")
+        )
         return {"history": data["table"]} if data else {}
     return {}
 
@@ -311,13 +328,19 @@ def _export_url(page: str, table: str) -> str:
 
 def _chart(data: Any) -> str:
     """Chart data for a ``<script type="application/json">`` block (no ``</script>`` can close it)."""
-    text = json.dumps(data, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else str(v))
+    text = json.dumps(
+        data, ensure_ascii=False, default=lambda v: float(v) if isinstance(v, Decimal) else str(v)
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _filters_text() -> str:
     """The request's filters for the audit log, without patient identifiers (none are filters)."""
-    return "&".join(f"{k}={v}" for k, v in sorted(request.args.items()) if k in ("dept", "doctor", "band", "from", "to", "page", "source", "table", "run"))
+    return "&".join(
+        f"{k}={v}"
+        for k, v in sorted(request.args.items())
+        if k in ("dept", "doctor", "band", "from", "to", "page", "source", "table", "run")
+    )
 
 
 def _viewed(name: str) -> Callable:
@@ -347,7 +370,7 @@ def stays_page() -> str:
         "console_stays.html",
         page_id="stays",
         data=data,
-        chart=_chart(chart),
+        chart_data=_chart(chart),
         export=_export_url("stays", "stays"),
         args=request.args,
         scope=_department_scope(),
@@ -366,10 +389,14 @@ def stay_page(stay_key: str) -> Response | str:
     history = list(reversed(data["table"].rows))
     chart = {
         "labels": [h["at"].strftime("%m-%d %H:%M") for h in history if h["kind"] == "dip"],
-        "values": [h["ratio_e4"] / 100 if h["ratio_e4"] is not None else None for h in history if h["kind"] == "dip"],
+        "values": [
+            h["ratio_e4"] / 100 if h["ratio_e4"] is not None else None for h in history if h["kind"] == "dip"
+        ],
     }
     export = url_for("console.export", page="stay", table="history") + "?" + urlencode({"key": stay_key})
-    return render_template("console_stay.html", page_id="stays", data=data, chart=_chart(chart), export=export)
+    return render_template(
+        "console_stay.html", page_id="stays", data=data, chart_data=_chart(chart), export=export
+    )
 
 
 @blueprint.get("/ranking")
@@ -386,7 +413,12 @@ def ranking_page() -> str:
     }
     exports = {k: _export_url("ranking", k) for k in ("departments", "doctors", "weeks")}
     return render_template(
-        "console_ranking.html", page_id="ranking", data=data, chart=_chart(chart), exports=exports, period=period
+        "console_ranking.html",
+        page_id="ranking",
+        data=data,
+        chart_data=_chart(chart),
+        exports=exports,
+        period=period,
     )
 
 
@@ -407,7 +439,7 @@ def audit_page() -> str:
         "console_audit.html",
         page_id="audit",
         data=data,
-        chart=_chart(chart),
+        chart_data=_chart(chart),
         exports=exports,
         period=period,
         source=source or "",
@@ -435,7 +467,12 @@ def feedback_page() -> str:
     }
     exports = {k: _export_url("feedback", k) for k in data}
     return render_template(
-        "console_feedback.html", page_id="feedback", data=data, chart=_chart(chart), exports=exports, period=period
+        "console_feedback.html",
+        page_id="feedback",
+        data=data,
+        chart_data=_chart(chart),
+        exports=exports,
+        period=period,
     )
 
 
