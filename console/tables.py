@@ -89,7 +89,7 @@ def to_xlsx(table: Table, meta: Sequence[tuple[str, str]] = ()) -> bytes:
 
     book = Workbook()
     sheet = book.active
-    sheet.title = table.title[:31]
+    sheet.title = "".join(ch for ch in table.title if ch not in "[]:*?/\\")[:31] or "Sheet"
     for label, value in meta:
         sheet.append([label, value])
     if meta:
