@@ -614,7 +614,10 @@ def settle_view(
     header = json.loads(run["summary"] or "{}").get("columns", {}).get(table) or (
         list(rows[0]) if rows else []
     )
-    columns = tuple(Column(h, h) for h in header)
+    from settlement.reports import DEPARTMENT_COLUMNS, GROUP_COLUMNS, HOSPITAL_COLUMNS
+
+    titles = dict((*HOSPITAL_COLUMNS, *DEPARTMENT_COLUMNS, *GROUP_COLUMNS))
+    columns = tuple(Column(h, titles.get(h, h)) for h in header)
     return {
         "run": dict(run),
         "summary": json.loads(run["summary"] or "{}"),
