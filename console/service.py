@@ -78,29 +78,11 @@ class Console:
         self.recorder.flush()
 
 
-class _EventBus:
-    """Until the core's plugin seam delivers events: the same ``publish(event, payload)`` shape."""
-
-    def __init__(self) -> None:
-        self.subscribers: list[Any] = []
-        self.console_subscribed = False
-
-    def publish(self, event: str, payload: Mapping[str, Any]) -> int:
-        delivered = 0
-        for subscriber in self.subscribers:
-            try:
-                subscriber(None, payload)
-                delivered += 1
-            except Exception as exc:  # noqa: BLE001 - recording never breaks the doctor's answer
-                log.error("event subscriber failed", extra={"reason": type(exc).__name__})
-        return delivered
-
-
 def setup(app: Flask, settings: ConsoleSettings | None = None) -> Console:
     """Make (or remake, with new settings) the app's console: tables migrated, spools recovered,
     the recorder subscribed to ``assessment`` once (the subscriber looks the console up per call)."""
     state = app.extensions["dip_cds.state"]
-    settings = settings or ConsoleSettings()
+    settings = settings or state.settings.section("console", ConsoleSettings)
     console = Console(settings, state.home, service_database_url(state.settings, state.home))
     app.extensions[EXTENSION_KEY] = console
     if not settings.enabled:
@@ -110,11 +92,16 @@ def setup(app: Flask, settings: ConsoleSettings | None = None) -> Console:
         log.warning(
             "console: recovered spooled assessments of a stopped process", extra={"stored": recovered}
         )
-    bus = app.extensions.setdefault("dip_cds.events", _EventBus())
-    if not getattr(bus, "console_subscribed", False):
-        bus.subscribers.append(lambda data, event: app.extensions[EXTENSION_KEY].record(data, event))
-        bus.console_subscribed = True
     return console
+
+
+def record(app_data: Any, event: Mapping[str, Any]) -> None:
+    """The ``assessment`` subscriber: spool the event with this app's console."""
+    from flask import current_app
+
+    console = current_app.extensions.get(EXTENSION_KEY)
+    if console is not None and console.settings.enabled:
+        console.record(app_data, event)
 
 
 def install(app: Flask, settings: ConsoleSettings | None = None) -> Console:

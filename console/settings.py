@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, validate
+
+from cds_service.config import SectionSchema
 
 AUTH_MODES = ("password", "proxy")
 
@@ -68,11 +70,10 @@ def _zone(value: str) -> None:
 _HEADER = validate.Regexp(r"^[A-Za-z0-9-]+$", error="must be an HTTP header name")
 
 
-class ConsoleSettingsSchema(Schema):
+class ConsoleSettingsSchema(SectionSchema):
     """Validates ``[console]``; keys left out keep the dataclass defaults."""
 
-    class Meta:
-        unknown = RAISE
+    settings_class = ConsoleSettings
 
     enabled = fields.Boolean()
     database_url = fields.String(
@@ -93,10 +94,6 @@ class ConsoleSettingsSchema(Schema):
     spool_fsync = fields.Boolean()
     timezone = fields.String(validate=_zone)
     import_roots = fields.List(fields.String(validate=validate.Length(min=1)))
-
-    @post_load
-    def _build(self, data: dict[str, Any], **_: Any) -> ConsoleSettings:
-        return ConsoleSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def load_console_settings(raw: dict[str, Any] | None) -> ConsoleSettings:
