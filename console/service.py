@@ -96,11 +96,15 @@ def setup(app: Flask, settings: ConsoleSettings | None = None) -> Console:
 
 
 def record(app_data: Any, event: Mapping[str, Any]) -> None:
-    """The ``assessment`` subscriber: spool the event with this app's console."""
+    """The ``assessment`` subscriber: spool the event with this app's console. A console missing
+    from an app that delivers to it is a wiring error: raised, so the bus logs and counts it
+    (``dip_cds_event_subscriber_failures_total``) instead of the record silently going empty."""
     from flask import current_app
 
     console = current_app.extensions.get(EXTENSION_KEY)
-    if console is not None and console.settings.enabled:
+    if console is None:
+        raise RuntimeError("the console plugin is subscribed but not set up on this app")
+    if console.settings.enabled:
         console.record(app_data, event)
 
 

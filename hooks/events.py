@@ -148,12 +148,7 @@ def publish_assessment(
     *,
     estimate: bool,
 ) -> list[dict[str, Any]]:
-    """Publish the assessment behind ``cards`` to the subscribers (the console); returns ``cards``."""
-    from flask import current_app
-
-    bus = current_app.extensions.get("dip_cds.events")
-    if bus is not None:
-        bus.publish(
-            "assessment", assessment(req, ctx, data, result, pricing, position, cards, estimate=estimate)
-        )
+    """Publish the assessment behind ``cards`` through the app's event bus (``req.publish``: the
+    plugins subscribed to ``assessment``, e.g. the console); returns ``cards``."""
+    req.publish("assessment", assessment(req, ctx, data, result, pricing, position, cards, estimate=estimate))
     return cards
