@@ -54,7 +54,7 @@ class LoadError(ValueError):
     """The folder cannot be loaded; the message says why (file, line)."""
 
 
-def check_root(folder: Path, roots: tuple[Path, ...]) -> Path:
+def check_root(folder: str | Path, roots: tuple[Path, ...]) -> Path:
     """The folder, resolved, when it lies under one of ``roots`` (loads read nothing else)."""
     path = Path(folder).resolve()
     if not any(path == root or root in path.parents for root in roots):
@@ -100,7 +100,7 @@ def load_audit(
     if rows and missing:
         raise LoadError(f"findings.csv 缺少列：{'、'.join(AUDIT_COLUMNS[k][0] for k in missing)}")
     now = datetime.now(UTC)
-    records = []
+    records: list[dict[str, Any]] = []
     for line, row in enumerate(rows, start=2):
 
         def get(key: str, row: dict[str, str] = row) -> str | None:

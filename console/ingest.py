@@ -323,7 +323,7 @@ def ingest(conn: Connection, events: Iterable[Mapping[str, Any]]) -> int:
         }
         for r in fresh
     ]
-    ids = dict(
+    ids: dict[str, int] = dict(
         conn.execute(assessments.insert().returning(assessments.c.event_id, assessments.c.id), rows).all()
     )
     finding_rows = [

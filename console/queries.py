@@ -21,7 +21,7 @@ from console.tables import Column, Table
 
 OVER = 10000  # projected / standard above 1.0000: the stay is over its payment standard
 PAGE_SIZE = 100
-BAND_LABELS = {
+BAND_LABELS: dict[str | None, str] = {
     "low": "低于 50%",
     "normal": "正常区间",
     "approaching": "接近标准",
@@ -62,14 +62,17 @@ class Period:
         return cls(min(first, last), max(first, last), zone)
 
 
-def local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
-    if moment is None:
-        return None
+def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+    """Stored times are UTC (SQLite hands them back naive)."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
 
 
+def local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    return None if moment is None else _in_zone(moment, zone)
+
+
 def week_of(moment: datetime, zone: ZoneInfo) -> str:
-    year, week, _ = local(moment, zone).isocalendar()
+    year, week, _ = _in_zone(moment, zone).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -141,7 +144,9 @@ def open_stays(
         item["last_at"] = local(row["last_at"], zone)
         rows.append(item)
     sub = by_band.subquery()
-    bands = dict(conn.execute(select(sub.c.band, func.count()).group_by(sub.c.band)).all())
+    bands: dict[str | None, int] = dict(
+        conn.execute(select(sub.c.band, func.count()).group_by(sub.c.band)).all()
+    )
     sub_all = base.subquery()
     open_count, over, loss = conn.execute(
         select(
@@ -179,8 +184,8 @@ def open_stays(
         "over": over,
         "loss_cents": loss,
         "bands": [
-            {"key": k or "unknown", "label": BAND_LABELS.get(k, k), "count": bands.get(k, 0)}
-            for k in BAND_LABELS
+            {"key": k or "unknown", "label": label, "count": bands.get(k, 0)}
+            for k, label in BAND_LABELS.items()
         ],
         "departments": [{"code": c, "name": n or c} for c, n in departments],
         "doctors": [{"id": i, "name": n or i} for i, n in doctors],
@@ -279,7 +284,7 @@ def _rank_rows(conn: Connection, keys: list, department: str | None, period: Per
 
 
 def _total(rows: list[dict[str, Any]], label_key: str) -> dict[str, Any]:
-    total = {label_key: "合计"}
+    total: dict[str, Any] = {label_key: "合计"}
     for key in ("stays", "over", "loss_cents", "open"):
         total[key] = sum(r[key] or 0 for r in rows)
     total["over_rate"] = round(total["over"] / total["stays"], 4) if total["stays"] else None

@@ -60,7 +60,7 @@ def _xlsx_value(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money":
-        return float(yuan(value))
+        return float(Decimal(value) / 100)
     if kind == "ratio":
         return float(Decimal(value) / 10000)
     if kind == "percent":

@@ -17,9 +17,22 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse  # what redirect() and views return
 
 from console import auth, queries
 from console.imports import LoadError, check_root, load_audit, load_settle
@@ -36,7 +49,13 @@ blueprint = Blueprint(
     static_url_path="/static",
 )
 
-blueprint.record_once(lambda state: None if EXTENSION_KEY in state.app.extensions else setup(state.app))
+
+@blueprint.record_once
+def _set_up(state: BlueprintSetupState) -> None:
+    """Mounted by the plugin seam: the app's console (unless a test installed one with its settings)."""
+    if EXTENSION_KEY not in state.app.extensions and isinstance(state.app, Flask):
+        setup(state.app)
+
 
 COOKIE = "dipcds_console"
 LOGIN_COOKIE = "dipcds_console_login"  # double-submit token of the sign-in form
@@ -66,7 +85,7 @@ def _audit(action: str, target: str) -> None:
     auth.log_event(_console().engine, user.username if user else "-", action, target, _remote())
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+def _cookie(response: BaseResponse, name: str, value: str, max_age: int | None = None) -> None:
     settings = _console().settings
     response.set_cookie(
         name,
@@ -79,7 +98,7 @@ def _cookie(response: Response, name: str, value: str, max_age: int | None = Non
     )
 
 
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str) -> BaseResponse:
     return Response(
         render_template("console_error.html", status=status, message=message, nav=NAV),
         status,
@@ -88,9 +107,9 @@ def _error(status: int, message: str) -> Response:
 
 
 @blueprint.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> BaseResponse:
     if exc.response is not None:
-        return exc.response
+        return exc.get_response()
     return _error(exc.code or 500, "请求无法处理。" if (exc.code or 500) < 500 else "服务内部错误。")
 
 
@@ -98,7 +117,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 @blueprint.before_request
-def _identify() -> Response | None:
+def _identify() -> BaseResponse | None:
     g.console_user = None
     g.console_session = None
     if request.endpoint in ("console.static", "console.login", "console.login_post"):
@@ -137,7 +156,7 @@ def _identify() -> Response | None:
 
 
 @blueprint.after_request
-def _headers(response: Response) -> Response:
+def _headers(response: BaseResponse) -> BaseResponse:
     token = getattr(g, "new_session_token", None)
     if token:
         _cookie(response, COOKIE, token)
@@ -190,7 +209,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @blueprint.get("/login")
-def login() -> Response:
+def login() -> BaseResponse:
     if _console().settings.auth == "proxy":
         return redirect(url_for("console.stays_page"))
     token = secrets.token_urlsafe(24)
@@ -205,7 +224,7 @@ def login() -> Response:
 
 
 @blueprint.post("/login")
-def login_post() -> Response:
+def login_post() -> BaseResponse:
     console = _console()
     if console.settings.auth == "proxy":
         return _error(403, "本控制台通过医院统一登录访问。")
@@ -227,14 +246,14 @@ def login_post() -> Response:
         return response
     session = auth.open_session(console.engine, user)
     auth.log_event(console.engine, user.username, "login", "login", _remote())
-    response = redirect(_safe_next(request.form.get("next")))
-    _cookie(response, COOKIE, session.token or "")
-    response.delete_cookie(LOGIN_COOKIE, path=url_for("console.index"))
-    return response
+    signed_in = redirect(_safe_next(request.form.get("next")))
+    _cookie(signed_in, COOKIE, session.token or "")
+    signed_in.delete_cookie(LOGIN_COOKIE, path=url_for("console.index"))
+    return signed_in
 
 
 @blueprint.post("/logout")
-def logout() -> Response:
+def logout() -> BaseResponse:
     _audit("logout", "logout")
     auth.close_session(_console().engine, request.cookies.get(COOKIE))
     response = redirect(url_for("console.login"))
@@ -243,7 +262,7 @@ def logout() -> Response:
 
 
 @blueprint.get("/")
-def index() -> Response:
+def index() -> BaseResponse:
     return redirect(url_for("console.stays_page"))
 
 
@@ -311,13 +330,13 @@ def _tables(page: str, conn: Any) -> dict[str, Table]:
     if page == "feedback":
         return dict(queries.feedback(conn, _department_scope(), _period()))
     if page == "settle":
-        data = _settle_data(conn, _int_arg("run"), everything=True)
-        return {"table": data["table"]} if data and data["table"] is not None else {}
+        run = _settle_data(conn, _int_arg("run"), everything=True)
+        return {"table": run["table"]} if run and run["table"] is not None else {}
     if page == "stay":
-        data = queries.stay_detail(
+        stay = queries.stay_detail(
             conn, _department_scope(), _console().settings.zone(), request.args.get("key", "")
         )
-        return {"history": data["table"]} if data else {}
+        return {"history": stay["table"]} if stay else {}
     return {}
 
 
@@ -378,7 +397,7 @@ def stays_page() -> str:
 
 
 @blueprint.get("/stays/<stay_key>")
-def stay_page(stay_key: str) -> Response | str:
+def stay_page(stay_key: str) -> BaseResponse | str:
     if len(stay_key) > 32 or not stay_key.isalnum():
         return _error(404, "没有这个住院记录。")
     _audit("view", f"stay {stay_key}")
@@ -448,7 +467,7 @@ def audit_page() -> str:
 
 
 @blueprint.post("/audit/load")
-def audit_load() -> Response:
+def audit_load() -> BaseResponse:
     _may_change()
     return _load("audit")
 
@@ -497,12 +516,12 @@ def settle_page() -> str:
 
 
 @blueprint.post("/settle/load")
-def settle_load() -> Response:
+def settle_load() -> BaseResponse:
     _may_change()
     return _load("settle")
 
 
-def _load(kind: str) -> Response:
+def _load(kind: str) -> BaseResponse:
     console = _console()
     folder = (request.form.get("folder") or "").strip()
     target = "console.audit_page" if kind == "audit" else "console.settle_page"
@@ -524,7 +543,7 @@ def _load(kind: str) -> Response:
 
 
 @blueprint.get("/export/<page>/<table>.xlsx")
-def export(page: str, table: str) -> Response:
+def export(page: str, table: str) -> BaseResponse:
     with _console().engine.connect() as conn:
         found = _tables(page, conn).get(table)
     if found is None:

@@ -66,7 +66,7 @@ def attending(encounter: Mapping[str, Any] | None, user_id: str | None) -> dict[
     """The participant typed ATND, else the only untyped one, else the signed-in user."""
     people = [p for p in (encounter or {}).get("participant") or [] if isinstance(p, Mapping)]
 
-    def typed(p: Mapping[str, Any]) -> set[str]:
+    def typed(p: Mapping[str, Any]) -> set[str | None]:
         return {
             c.get("code")
             for t in p.get("type") or []

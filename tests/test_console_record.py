@@ -153,23 +153,30 @@ def test_a_killed_process_leaves_its_spool_and_the_next_start_stores_it(tmp_path
     assert list((tmp_path / "spool").iterdir()) == []
 
 
+def _ready(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/readyz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def test_kill_during_a_burst_of_hook_calls_loses_no_answered_assessment(tmp_path: Path) -> None:
     """The real server (gunicorn, 2 workers) is SIGKILLed mid-burst; every call that got its 200
     answer is in the record after the next start (``dip-cds console migrate``)."""
     port = free_port()
     env = {**os.environ, "DIP_CDS_HOME": str(tmp_path), "DIP_CDS_LOGGING__LEVEL": "WARNING"}
     exe = Path(sys.executable).with_name("dip-cds")
-    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", "2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", "2"], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        deadline = time.monotonic() + 120  # generous: the cores are shared with other test runs
+        while not _ready(base):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dip-cds serve did not become ready:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
         template = demo_request("order-sign-stroke-high-cost")
         answered: list[str] = []
         lock = threading.Lock()

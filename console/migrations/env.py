@@ -36,6 +36,8 @@ else:  # the alembic command line: ``alembic -x url=...``
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("alembic: give the database as `-x url=...` (or sqlalchemy.url in alembic.ini)")
     engine = create_engine(url)
     with engine.begin() as conn:
         _configure(conn)
