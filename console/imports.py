@@ -180,6 +180,7 @@ def load_settle(engine: Engine, folder: Path, who: str, label: str | None = None
         "mode": summary.get("mode"),
         "meta": summary.get("meta"),
         "funds": summary.get("funds"),
+        "reconciliation": summary.get("reconciliation"),
         "ok": summary.get("ok"),
     }
     total = sum(len(rows) for rows in tables.values())

@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -578,6 +579,79 @@ SETTLE_TABLES = {
     "rejects": "拒收病例",
 }
 DEPARTMENT_TABLES = frozenset({"departments", "cases"})  # the tables a 科室主任 sees (own rows only)
+SETTLE_NUMBERS = frozenset({
+    "cases", "dip_cases", "outside_cases", "total_score", "cmi", "loss_cases", "low_cases", "high_cases",
+    "review_2x", "review_5x", "score", "loss_rate", "assessment_coef", "base_score", "hospital_coef",
+    "aux_coef", "case_score", "cost_ratio", "settle_score",
+})  # fmt: skip
+SETTLE_COUNTS = {
+    "rows_in": "读入病例", "accepted": "接收", "rejected": "拒收", "duplicates": "其中重复",
+    "settled": "本期结算", "dip": "DIP 入组", "outside": "按项目结算", "out_of_period": "非本期",
+}  # fmt: skip
+FUND_COLUMNS = (
+    Column("label", "基金"),
+    Column("budget", "基金预算(元)", "yuan"),
+    Column("payment_ratio", "支付比例", "number"),
+    Column("point_value", "结算点值(元/分)", "number"),
+    Column("budget_point_value", "年初点值(元/分)", "number"),
+    Column("point_value_ratio", "结算点值 ÷ 年初点值", "number"),
+    Column("dip_cases", "DIP 病例数", "int"),
+    Column("total_score", "DIP 总分值", "number"),
+    Column("outside_cases", "按项目病例数", "int"),
+    Column("point_value_source", "点值来源"),
+    Column("problem", "问题"),
+)
+
+
+def _settle_kind(key: str) -> str:
+    from settlement.reports import MONEY_KEYS
+
+    return (
+        "yuan"
+        if key in MONEY_KEYS or key == "reference_cost"
+        else "number"
+        if key in SETTLE_NUMBERS
+        else "text"
+    )
+
+
+def _quantized(value: Any, places: str) -> str | None:
+    try:
+        return str(Decimal(str(value)).quantize(Decimal(places)))
+    except (InvalidOperation, ValueError):
+        return None if value is None else str(value)
+
+
+def settle_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a run says about itself, in the 医保办's terms: the report's facts (including its data
+    notice: synthetic cases are labelled), the counts, each fund's 结算点值 beside its 年初点值 (a
+    point value far from the year-start one is the first thing to question), the reconciliation."""
+    funds = []
+    for fund in summary.get("funds") or []:
+        if not isinstance(fund, dict):
+            continue
+        point, start = fund.get("point_value"), fund.get("budget_point_value")
+        try:
+            ratio = str((Decimal(str(point)) / Decimal(str(start))).quantize(Decimal("0.01")))
+        except (InvalidOperation, ValueError, ArithmeticError):
+            ratio = None
+        funds.append({
+            **fund,
+            "label": fund.get("label") or fund.get("fund"),
+            "point_value": _quantized(point, "0.000001"),
+            "budget_point_value": _quantized(start, "0.000001"),
+            "point_value_ratio": ratio,
+        })  # fmt: skip
+    counts = summary.get("counts") if isinstance(summary.get("counts"), dict) else {}
+    meta = summary.get("meta") if isinstance(summary.get("meta"), dict) else {}
+    return {
+        "facts": [(k, v) for k, v in meta.items() if v not in (None, "") and k != "数据说明"],
+        "notice": meta.get("数据说明"),
+        "counts": [(SETTLE_COUNTS.get(k, k), v) for k, v in counts.items()],
+        "funds": Table("funds", "基金与点值", FUND_COLUMNS, funds),
+        "checks": [c for c in summary.get("reconciliation") or [] if isinstance(c, dict)],
+        "ok": summary.get("ok"),
+    }
 
 
 def settle_imports(conn: Connection) -> list[dict[str, Any]]:
@@ -605,11 +679,12 @@ def settle_view(
     )
     if run is None or table not in SETTLE_TABLES:
         return None
+    summary = settle_summary(json.loads(run["summary"] or "{}"))
     r = settle_rows
     query = select(r.c.data).where(r.c.import_id == import_id, r.c.table_name == table)
     if department is not None:
         if table not in DEPARTMENT_TABLES:
-            return {"run": dict(run), "table": None, "total": 0, "page": 1, "pages": 1}
+            return {"run": dict(run), "summary": summary, "table": None, "total": 0, "page": 1, "pages": 1}
         query = query.where(r.c.department.in_(department_names or (department,)))
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     query = query.order_by(r.c.row_no)
@@ -622,10 +697,10 @@ def settle_view(
     from settlement.reports import DEPARTMENT_COLUMNS, GROUP_COLUMNS, HOSPITAL_COLUMNS
 
     titles = dict((*HOSPITAL_COLUMNS, *DEPARTMENT_COLUMNS, *GROUP_COLUMNS))
-    columns = tuple(Column(h, titles.get(h, h)) for h in header)
+    columns = tuple(Column(h, titles.get(h, h), _settle_kind(h)) for h in header)
     return {
         "run": dict(run),
-        "summary": json.loads(run["summary"] or "{}"),
+        "summary": summary,
         "table": Table(f"settle-{table}", SETTLE_TABLES[table], columns, rows),
         "total": total,
         "page": max(1, page),

@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -16,7 +16,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class Column:
     key: str
     title: str
-    kind: str = "text"  # text | int | money (fen) | ratio (e4) | percent (0..1) | time
+    # text | int | money (fen) | ratio (e4) | percent (0..1) | time | yuan / number (decimal strings
+    # as a loaded `dip-cds settle` output has them; a cell that is not a number stays text)
+    kind: str = "text"
     link: Callable[[dict[str, Any]], str | None] | None = None  # HTML only
 
 
@@ -39,6 +41,14 @@ def yuan(cents: int | None) -> Decimal | None:
     return None if cents is None else (Decimal(cents) / 100).quantize(Decimal("0.01"))
 
 
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
 def display(value: Any, kind: str) -> str:
     """A cell as the page shows it (unknown is 「—」, never 0)."""
     if value is None or value == "":
@@ -53,6 +63,8 @@ def display(value: Any, kind: str) -> str:
         return f"{int(value):,}"
     if kind == "time" and isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
+    if kind == "yuan" and (number := _decimal(value)) is not None:
+        return f"{number:,.2f}"
     return str(value)
 
 
@@ -69,12 +81,15 @@ def _xlsx_value(value: Any, kind: str) -> Any:
         return int(value)
     if kind == "time" and isinstance(value, datetime):
         return value.replace(tzinfo=None)
+    if kind in ("yuan", "number") and (number := _decimal(value)) is not None:
+        return float(number)
     text = str(value)
     return "'" + text if text.startswith(FORMULA_START) else text  # never a formula from stored text
 
 
 NUMBER_FORMATS = {
     "money": "#,##0.00",
+    "yuan": "#,##0.00",
     "ratio": "0.0%",
     "percent": "0.0%",
     "int": "0",

@@ -331,7 +331,12 @@ def _tables(page: str, conn: Any) -> dict[str, Table]:
         return dict(queries.feedback(conn, _department_scope(), _period()))
     if page == "settle":
         run = _settle_data(conn, _int_arg("run"), everything=True)
-        return {"table": run["table"]} if run and run["table"] is not None else {}
+        if run is None:
+            return {}
+        return {
+            "funds": run["summary"]["funds"],
+            **({"table": run["table"]} if run["table"] is not None else {}),
+        }
     if page == "stay":
         stay = queries.stay_detail(
             conn, _department_scope(), _console().settings.zone(), request.args.get("key", "")
@@ -354,11 +359,12 @@ def _chart(data: Any) -> str:
 
 
 def _filters_text() -> str:
-    """The request's filters for the audit log, without patient identifiers (none are filters)."""
+    """The request's filters for the audit log, without patient identifiers (none are filters; a
+    stay is named by its random key)."""
     return "&".join(
         f"{k}={v}"
         for k, v in sorted(request.args.items())
-        if k in ("dept", "doctor", "band", "from", "to", "page", "source", "table", "run")
+        if k in ("dept", "doctor", "band", "from", "to", "page", "source", "table", "run", "key")
     )
 
 
@@ -511,6 +517,7 @@ def settle_page() -> str:
         visible=queries.DEPARTMENT_TABLES if _department_scope() else queries.SETTLE_TABLES,
         current=request.args.get("table") or "departments",
         export=_export_url("settle", "table") if data and data["table"] is not None else None,
+        funds_export=_export_url("settle", "funds") if data else None,
         message=request.args.get("message"),
     )
 

@@ -30,9 +30,11 @@ USERS = {  # username → (role, department)
 }
 
 
-def console_app(home: Path, **console: Any):
-    """The service with the console mounted with ``console`` settings (tables migrated)."""
-    app = create_app(settings=settings_from_mapping({"logging": {"level": "WARNING"}}), home=home)
+def console_app(home: Path, service: dict[str, Any] | None = None, **console: Any):
+    """The service (``service``: its other configuration sections) with the console mounted with
+    ``console`` settings (tables migrated)."""
+    sections = {"logging": {"level": "WARNING"}, **(service or {})}
+    app = create_app(settings=settings_from_mapping(sections), home=home)
     assert preload(app) == []
     install(app, ConsoleSettings(**console))
     return app
@@ -42,6 +44,38 @@ def add_users(app) -> None:
     engine = app.extensions["dip_cds.console"].engine
     for name, (role, dept) in USERS.items():
         auth.create_user(engine, name, role, PASSWORD, dept, display_name=name)
+
+
+def settlement_output(work: Path, config_toml: str, cases: int = 300) -> Path:
+    """A real ``dip-cds settle`` output: synthetic cases of the sample region (labelled as such),
+    settled with ``config_toml``; returns the output folder."""
+    from click.testing import CliRunner
+
+    from cds_service.cli import main
+    from tests.settlement_helpers import settle
+
+    path = work / "cases.csv"
+    result = CliRunner().invoke(main, ["--home", str(work), "synth", "--region", "999999", "--cases", str(cases),
+                                       "--hospitals", "1", "--output", str(path), "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    settle(work, [path], work / "out", config_toml, region="999999")
+    return work / "out"
+
+
+def signed_in(app, username: str):
+    """A test client signed in as ``username`` through the real sign-in form (its CSRF token)."""
+    client = app.test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    token = page.split('name="login_token" value="')[1].split('"')[0]
+    response = client.post(
+        "/console/login", data={"login_token": token, "username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def csrf_token(page_html: str) -> str:
+    return page_html.split('name="csrf_token" value="')[1].split('"')[0]
 
 
 @contextmanager

@@ -15,8 +15,9 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from console.demo_traffic import replay
+from console.imports import load_settle
 from console.models import assessments, stays
-from tests.console_helpers import PASSWORD, add_users, console_app, serving
+from tests.console_helpers import PASSWORD, add_users, console_app, serving, settlement_output
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
@@ -41,6 +42,9 @@ def site(tmp_path_factory):
         counts = replay(base, days=7, beds=24, seed=7, workers=4, today=TODAY)
         assert counts["failed"] == 0 and counts["calls"] > 100
         app.extensions["dip_cds.console"].flush()
+        # a settlement estimate (no fund budgets: priced at the engine's point values) to browse
+        out = settlement_output(tmp_path_factory.mktemp("settle"), '[settlement]\nregion = "999999"\n')
+        load_settle(app.extensions["dip_cds.console"].engine, out, "ybb", "2025 年度结算（合成数据）")
         yield base, app
 
 
@@ -110,6 +114,10 @@ def test_the_medical_insurance_office_sees_every_department_and_every_page(site,
     for name in ("ranking", "audit", "feedback", "settle"):
         page.goto(f"{base}/console/{name}")
         _shot(page, f"{name}-ybb")
+    page.locator("section.runs a").first.click()
+    assert page.locator('table[data-table="settle-departments"] tbody tr').count() > 1
+    assert page.locator('table[data-table="funds"] tbody tr').count() == 1
+    _shot(page, "settle-run-ybb")
     assert page.locator("form.load").count() == 1  # 医保办 may load outputs
 
 
