@@ -622,6 +622,10 @@ def _quantized(value: Any, places: str) -> str | None:
         return None if value is None else str(value)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def settle_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """What a run says about itself, in the 医保办's terms: the report's facts (including its data
     notice: synthetic cases are labelled), the counts, each fund's 结算点值 beside its 年初点值 (a
@@ -642,8 +646,7 @@ def settle_summary(summary: dict[str, Any]) -> dict[str, Any]:
             "budget_point_value": _quantized(start, "0.000001"),
             "point_value_ratio": ratio,
         })  # fmt: skip
-    counts = summary.get("counts") if isinstance(summary.get("counts"), dict) else {}
-    meta = summary.get("meta") if isinstance(summary.get("meta"), dict) else {}
+    counts, meta = _mapping(summary.get("counts")), _mapping(summary.get("meta"))
     return {
         "facts": [(k, v) for k, v in meta.items() if v not in (None, "") and k != "数据说明"],
         "notice": meta.get("数据说明"),
