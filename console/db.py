@@ -60,22 +60,21 @@ def alembic_config(engine: Engine | None = None):
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the console tables to ``revision`` (idempotent; safe when several workers race)."""
+    """Bring the console tables to ``revision``. Idempotent, and one migrator at a time: gunicorn's
+    workers all migrate at start, so the migration is one transaction under the database's own
+    write lock (SQLite ``BEGIN EXCLUSIVE``, a PostgreSQL advisory lock) and the others wait for it,
+    then find the tables at ``revision``. (Python's sqlite3 would otherwise commit each CREATE on
+    its own, and a second worker would find half the tables made.)"""
     from alembic import command
-    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     config = alembic_config()
-    for attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":  # one migrator at a time across workers and hosts
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742318)")
-                config.attributes["connection"] = conn
-                command.upgrade(config, revision)
-            return
-        except (OperationalError, ProgrammingError):  # SQLite: another worker created the tables first
-            if attempt == 2:
-                raise
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # across workers and hosts
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(742318)")
+        elif conn.dialect.name == "sqlite":  # waits up to the busy timeout for another migrator
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,9 +1,9 @@
 """Loading batch outputs into the console: ``dip-cds audit`` findings and ``dip-cds settle`` runs.
 
-The audit loader reads ``findings.csv`` of an output folder by column name, accepting the
-national field names of the fee details (``mdtrt_id``, ``psn_no``, ``fee_ocur_time``,
-``med_list_codg``, ``bilg_dept_codg``, ``bilg_dr_codg`` …) as well as the contract's names
-(README, 医保办 console → loading audit outputs, lists them). A settlement run is loaded whole
+The audit loader reads the findings file of an output folder (CSV or XLSX) with the core's table
+reader, by column name: the contract's names and the national field names of the fee details
+(``mdtrt_id``, ``psn_no``, ``fee_ocur_time``, ``med_list_codg``, ``bilg_dept_codg`` …), declared as
+data in ``audit_headers.toml``. A settlement run is loaded whole
 (``summary.json`` and the five CSV tables) so it can be browsed after the folder is gone.
 Either load is one transaction: a broken file loads nothing and says which line is wrong.
 """
@@ -20,34 +20,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
+from cds_service.tables import Row, TableError, TableSpec, decode_table_text, open_table
 from console.ingest import BadEvent, cents
 from console.models import findings, imports, settle_rows
 from console.queries import SETTLE_TABLES
-from terminology.textfile import decode_table_text
 
 MAX_FILE_BYTES = 2 * 1024**3
 
-# contract name → accepted header names (first match wins)
-AUDIT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "rule_id": ("rule_id", "规则编号", "规则ID"),
-    "rule_name": ("rule_name", "规则名称"),
-    "rule_kind": ("rule_kind", "规则类别", "规则类型"),
-    "batch": ("batch", "批次", "规则批次"),
-    "severity": ("severity", "性质", "违规性质"),
-    "patient_id": ("patient_id", "psn_no", "人员编号"),
-    "encounter_id": ("encounter_id", "mdtrt_id", "就诊ID"),
-    "at": ("at", "fee_ocur_time", "费用发生时间"),
-    "item_code": ("item_code", "med_list_codg", "medins_list_codg", "医保目录编码"),
-    "item_name": ("item_name", "med_list_name", "medins_list_name", "项目名称"),
-    "order_ref": ("order_ref", "feedetl_sn", "费用明细流水号"),
-    "department_code": ("department_code", "bilg_dept_codg", "科室编码"),
-    "department_name": ("department_name", "bilg_dept_name", "科室名称"),
-    "attending_id": ("attending_id", "doctor_id", "bilg_dr_codg", "医生编码"),
-    "attending_name": ("attending_name", "doctor_name", "bilg_dr_name", "医生姓名"),
-    "amount_at_risk": ("amount_at_risk", "涉及金额", "违规金额"),
-    "message": ("message", "说明", "提示信息"),
-}
-REQUIRED = ("rule_id",)
+AUDIT_HEADERS = Path(__file__).with_name("audit_headers.toml")
+AUDIT_FILES = ("findings.csv", "findings.xlsx")
 
 
 class LoadError(ValueError):
@@ -92,48 +73,53 @@ def _parse_time(text: str, zone: ZoneInfo, fallback: datetime) -> datetime:
 def load_audit(
     engine: Engine, folder: Path, who: str, zone: ZoneInfo, label: str | None = None
 ) -> dict[str, Any]:
-    """Load ``findings.csv`` of a ``dip-cds audit`` output folder; returns the import's summary."""
-    path = folder / "findings.csv"
-    header, rows = _read_csv(path)
-    mapping = {key: next((h for h in names if h in header), None) for key, names in AUDIT_COLUMNS.items()}
-    missing = [k for k in REQUIRED if mapping[k] is None]
-    if rows and missing:
-        raise LoadError(f"findings.csv 缺少列：{'、'.join(AUDIT_COLUMNS[k][0] for k in missing)}")
+    """Load the findings file of a ``dip-cds audit`` output folder (``findings.csv``, else
+    ``findings.xlsx``; columns by header, aliases in ``audit_headers.toml``); returns the import's
+    summary. Every row is checked before anything is stored: one bad row loads nothing."""
+    path = next((folder / name for name in AUDIT_FILES if (folder / name).is_file()), None)
+    if path is None:
+        raise LoadError(f"缺少 {' 或 '.join(AUDIT_FILES)}：这不是 dip-cds audit 的输出目录")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise LoadError(f"{path.name} 过大")
     now = datetime.now(UTC)
     records: list[dict[str, Any]] = []
-    for line, row in enumerate(rows, start=2):
+    spec = TableSpec.from_toml(AUDIT_HEADERS, "findings", required=["rule_id"])
+    try:
+        with open_table(path, spec) as table:
+            for row in table:
 
-        def get(key: str, row: dict[str, str] = row) -> str | None:
-            column = mapping[key]
-            value = (row.get(column) or "").strip() if column else ""
-            return value or None
+                def get(key: str, row: Row = row) -> str | None:
+                    return row.text(key) or None
 
-        try:
-            if not get("rule_id"):
-                raise BadEvent("规则编号为空")
-            records.append(
-                {
-                    "at": _parse_time(get("at") or "", zone, now),
-                    "patient_id": get("patient_id"),
-                    "encounter_id": get("encounter_id"),
-                    "department_code": get("department_code") or get("department_name"),
-                    "department_name": get("department_name") or get("department_code"),
-                    "attending_id": get("attending_id") or get("attending_name"),
-                    "attending_name": get("attending_name"),
-                    "rule_id": get("rule_id"),
-                    "rule_kind": get("rule_kind"),
-                    "batch": get("batch"),
-                    "rule_name": get("rule_name"),
-                    "severity": get("severity"),
-                    "order_ref": get("order_ref"),
-                    "item_code": get("item_code"),
-                    "item_name": get("item_name"),
-                    "amount_cents": cents(get("amount_at_risk")),
-                    "message": get("message"),
-                }
-            )
-        except BadEvent as exc:
-            raise LoadError(f"findings.csv 第 {line} 行：{exc}") from None
+                try:
+                    records.append(
+                        {
+                            "at": _parse_time(get("at") or "", zone, now),
+                            "patient_id": get("patient_id"),
+                            "encounter_id": get("encounter_id"),
+                            "department_code": get("department_code") or get("department_name"),
+                            "department_name": get("department_name") or get("department_code"),
+                            "attending_id": get("attending_id") or get("attending_name"),
+                            "attending_name": get("attending_name"),
+                            "rule_id": get("rule_id"),
+                            "rule_kind": get("rule_kind"),
+                            "batch": get("batch"),
+                            "rule_name": get("rule_name"),
+                            "severity": get("severity"),
+                            "order_ref": get("order_ref"),
+                            "item_code": get("item_code"),
+                            "item_name": get("item_name"),
+                            "amount_cents": cents(get("amount_at_risk")),
+                            "message": get("message"),
+                        }
+                    )
+                except BadEvent as exc:
+                    table.reject(row, str(exc))
+    except TableError as exc:
+        raise LoadError(str(exc)) from None
+    if table.problems:
+        more = f"（共 {len(table.problems)} 行有误）" if len(table.problems) > 1 else ""
+        raise LoadError(f"{path.name} {table.problems[0]}{more}")
     summary = {"findings": len(records), "amount_cents": sum(r["amount_cents"] or 0 for r in records)}
     with engine.begin() as conn:
         import_id = conn.execute(

@@ -134,3 +134,23 @@ def test_an_audit_file_with_a_bad_line_loads_nothing_and_names_the_line(tmp_path
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(findings)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(imports)).scalar_one() == 0
+
+
+def test_an_audit_workbook_loads_like_the_csv_and_a_file_without_rule_ids_is_refused(tmp_path) -> None:
+    from openpyxl import Workbook
+
+    app = console_app(tmp_path)
+    console = app.extensions["dip_cds.console"]
+    folder = tmp_path / "audit-xlsx"
+    folder.mkdir()
+    book = Workbook()
+    book.active.append(["智能审核结果"])  # a title row above the header, as exports have
+    for line in [AUDIT_HEADER, *AUDIT_ROWS]:
+        book.active.append(line.rstrip("\n").split(","))
+    book.save(folder / "findings.xlsx")
+    assert load_audit(console.engine, folder, "test", console.settings.zone())["amount_cents"] == 9850
+    headerless = tmp_path / "no-rule-ids"
+    headerless.mkdir()
+    (headerless / "findings.csv").write_text("项目名称,违规金额\n静脉输液,12.00\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="规则编号"):
+        load_audit(console.engine, headerless, "test", console.settings.zone())

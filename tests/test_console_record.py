@@ -224,6 +224,25 @@ def test_migrations_build_exactly_the_tables_the_code_uses_on_sqlite(tmp_path: P
     _migrations_match_models(f"sqlite:///{tmp_path / 'db.sqlite'}")
 
 
+def test_workers_starting_together_on_a_new_database_migrate_it_once_and_all_start(tmp_path: Path) -> None:
+    """gunicorn starts its workers at once; each migrates at start. One migrates, the others wait."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    code = (
+        "import sys, time; from console.db import engine_for, migrate\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"  # start together
+        "migrate(engine_for(sys.argv[1]))\n"
+    )
+    start = str(time.time() + 3)
+    workers = [subprocess.Popen([sys.executable, "-c", code, url, start], stderr=subprocess.PIPE, text=True)
+               for _ in range(4)]  # fmt: skip
+    failures = [w.stderr.read()[-800:] for w in workers if w.wait(60) != 0]  # type: ignore[union-attr]
+    assert failures == []
+    with create_engine(url).connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() is not None
+        assert not compare_metadata(context, metadata)
+
+
 def test_the_record_and_the_monitor_query_work_on_postgresql(tmp_path: Path) -> None:
     with postgres() as url:
         if url is None:
