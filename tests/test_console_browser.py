@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     home = tmp_path_factory.mktemp("console-home")
-    app = console_app(home)
+    app = console_app(home, cookie_secure=False)  # plain HTTP here; the Secure flag: test_console_access
     add_users(app)
     with serving(app) as base:
         counts = replay(base, days=7, beds=24, seed=7, workers=4, today=TODAY)
