@@ -29,15 +29,22 @@ def _configure(connection) -> None:  # noqa: ANN001
         context.run_migrations()
 
 
-connection = context.config.attributes.get("connection")
-if connection is not None:
-    _configure(connection)
-else:  # the alembic command line: ``alembic -x url=...``
+def run() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        return
+    # the alembic command line: ``alembic -x url=...``
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
         "sqlalchemy.url"
     )
     if not url:
         raise SystemExit("alembic: give the database as `-x url=...` (or sqlalchemy.url in alembic.ini)")
-    engine = create_engine(url)
-    with engine.begin() as conn:
+    with create_engine(url).begin() as conn:
         _configure(conn)
+
+
+if hasattr(
+    context, "config"
+):  # run by Alembic; merely importing the module (e.g. a package walk) does nothing
+    run()
