@@ -28,7 +28,6 @@ import argparse
 import copy
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -261,16 +260,20 @@ def run_batch(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     busy0 = machine_busy_seconds()
     started = time.perf_counter()
-    proc = subprocess.run(
-        [dip_cds_command(), "--home", str(home), "audit", "--fees", str(fees), "--stays", str(data / "stays.csv"),
-         "--output", str(out), "--threads", "2", "--memory-limit", args.memory_limit],
-        env=clean_env(), capture_output=True, text=True,
-    )  # fmt: skip
+    err = data / "audit.stderr"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [dip_cds_command(), "--home", str(home), "audit", "--fees", str(fees), "--stays", str(data / "stays.csv"),
+             "--output", str(out), "--threads", "2", "--memory-limit", args.memory_limit],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS (not the synth run's)
     wall = time.perf_counter() - started
     busy1 = machine_busy_seconds()
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode != 0:
-        return {"ok": False, "error": proc.stderr[-2000:]}
+    peak_kb = usage.ru_maxrss
+    returncode = os.waitstatus_to_exitcode(status)
+    if returncode != 0:
+        return {"ok": False, "error": err.read_text()[-2000:]}
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     expected = sum(1 for _ in (data / "expected.csv").open("rb")) - 1
     return {

@@ -72,13 +72,8 @@ def _clear():
 
 def test_the_installed_plugins_are_the_domains():
     assert [p.name for p in discover()] == [
-        "costing",
-        "dip_engine",
-        "hooks",
-        "settlement",
-        "terminology",
-        "yb_audit",
-    ]
+        "console", "costing", "dip_engine", "hooks", "settlement", "terminology", "yb_audit"
+    ]  # fmt: skip
 
 
 def test_apps_answer_only_their_own_plugins_services(tmp_path):
