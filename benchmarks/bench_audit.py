@@ -9,7 +9,8 @@ the built-in sample). Two scenarios, each 50 draft orders against a stay with 50
 * ``3101``: the same stay as a national 3101 request (500 history orders + 50 current ones).
 
 Numbers: server-side time from ``Server-Timing: app;dur=`` (request start to response built in the
-worker), client-observed round trip, req/s and CPU of service / generator / whole machine.
+worker), client-observed round trip, req/s and CPU of service / generator / whole machine, and the
+CPU per call in process (no server, so little affected by other work on the machine).
 Target (issue): server-side p99 ≤ 10 ms at 50 clients on 2 cores.
 
 Batch — ``dip-cds synth-fees`` makes N fee lines (default 10,000,000; not timed), then
@@ -187,6 +188,21 @@ def national_request() -> dict[str, Any]:
     return {"infno": "3101", "input": {"data": {"patient_dtos": [patient], "task_id": "bench"}}}
 
 
+def in_process_cpu_ms(home: Path, path: str, raw: bytes, calls: int = 100) -> float:
+    """CPU per call in this process (Flask test client, no HTTP server): the handler's own cost,
+    much less sensitive to other work on the machine than the latencies under load."""
+    from cds_service.app import create_app
+
+    os.environ["DIP_CDS_LOGGING__LEVEL"] = "WARNING"  # as the served process
+    client = create_app(home=home).test_client()
+    for _ in range(5):
+        client.post(path, data=raw, content_type="application/json")
+    started = time.process_time()
+    for _ in range(calls):
+        client.post(path, data=raw, content_type="application/json")
+    return round((time.process_time() - started) / calls * 1000, 2)
+
+
 def run_orders(args: argparse.Namespace, home: Path) -> list[dict[str, Any]]:
     port = free_port()
     service = start_service(home, port, args.workers, env=clean_env(DIP_CDS_LOGGING__LEVEL="WARNING"))
@@ -225,6 +241,7 @@ def run_orders(args: argparse.Namespace, home: Path) -> list[dict[str, Any]]:
                     "client_ms": {
                         k: round(v, 1) for k, v in percentiles([c for c, _, _ in load.samples]).items()
                     },
+                    "in_process_cpu_ms": in_process_cpu_ms(home, path, raw),
                     "non200": sum(n for s, n in load.statuses.items() if s != 200),
                     "errors": load.errors,
                     "cpu_cores": {

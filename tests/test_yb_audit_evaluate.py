@@ -4,7 +4,7 @@ risk (the rules are the built-in sample: real rules, ids and texts of the nation
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -29,6 +29,7 @@ from tests.yb_audit_helpers import (
     NEWBORN_CARE,
     ORAL_CARE,
     OZAGREL,
+    RULE_LIBRARY,
     SAMPLE,
     SCAR_CREAM,
     SETTINGS,
@@ -307,3 +308,110 @@ def test_disabled_rules_are_not_applied():
     for off in (("B01-DSEX-0001",), ("sex",), ("第一批",)):
         assert evaluate(enabled_rules(SAMPLE, off), c, SETTINGS).findings == []
     assert evaluate(enabled_rules(SAMPLE, ("frequency",)), c, SETTINGS).findings != []
+
+
+def _random_stay(rng, rules):
+    """A stay of 300 random charges and 30 random drafts over 20 days, codes the rules name."""
+    from yb_audit.codes import DRUG_SYSTEM, ITEM_SYSTEM, subject_of_code
+
+    codes = sorted(rules.codes())
+    start = datetime(2026, 11, 1, 8)
+
+    def coding(code):
+        system = DRUG_SYSTEM if subject_of_code(code) == "drug" else ITEM_SYSTEM
+        return {"coding": [{"system": system, "code": code}]}
+
+    charges = [
+        {
+            "resourceType": "ChargeItem",
+            "id": f"c{i}",
+            "status": "billed",
+            "code": coding(rng.choice(codes)),
+            "quantity": {"value": rng.choice([1, 1, 2, 24])},
+            "priceOverride": {"value": rng.choice([5, 20, 60]), "currency": "CNY"},
+            "occurrenceDateTime": (start + timedelta(hours=rng.randrange(20 * 24))).isoformat(),
+        }
+        for i in range(300)
+    ]
+    drafts = []
+    for i in range(30):
+        code = rng.choice(codes)
+        at = (start + timedelta(days=20, hours=rng.randrange(24))).isoformat()
+        if subject_of_code(code) == "drug":
+            drafts.append(
+                {
+                    "resourceType": "MedicationRequest",
+                    "id": f"d{i}",
+                    "status": "draft",
+                    "intent": "order",
+                    "medicationCodeableConcept": coding(code),
+                    "authoredOn": at,
+                }
+            )
+        else:
+            drafts.append(
+                {
+                    "resourceType": "ServiceRequest",
+                    "id": f"d{i}",
+                    "status": "draft",
+                    "intent": "order",
+                    "code": coding(code),
+                    "occurrenceDateTime": at,
+                }
+            )
+    return charges, drafts
+
+
+@pytest.mark.parametrize("library", ["sample", "library"])
+def test_leaving_out_stay_lines_no_rule_of_a_draft_names_changes_no_finding(library, tmp_path):
+    """The hook keeps only the stay's lines that share a rule with a draft (RuleSet.partners)."""
+    import random
+
+    from yb_audit.codes import value_tables
+    from yb_audit.fhir_input import build_case
+
+    if library == "sample":
+        rules = SAMPLE
+    else:
+        if not RULE_LIBRARY.is_dir():
+            pytest.skip("../shared/data is absent")
+        from yb_audit.importer import import_paths
+        from yb_audit.store import load_rules
+
+        import_paths(tmp_path, [RULE_LIBRARY])
+        rules = load_rules(tmp_path)
+    tables = value_tables(tmp_path)
+    patient = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "2019-05-01"}
+    encounter = {"resourceType": "Encounter", "id": "e", "class": {"code": "IMP"}}
+    compared = 0
+    for seed in range(12):
+        charges, drafts = _random_stay(random.Random(seed), rules)
+        answers = []
+        for partners in (None, rules.partners):
+            case, _ = build_case(
+                patient=patient,
+                encounter=encounter,
+                encounter_id="e",
+                coverages=None,
+                charge_items={"resourceType": "Bundle", "entry": [{"resource": c} for c in charges]},
+                administrations=None,
+                medication_requests=None,
+                draft_orders=drafts,
+                tables=tables,
+                local_maps={},
+                price_of=lambda order, line: None,
+                relevant=rules.knows,
+                hospital_level=2,
+                default_insurance="职工",
+                now=datetime(2026, 11, 21, 12),
+                partners=partners,
+            )
+            result = evaluate(rules, case, SETTINGS, drafts_only=True)
+            kept = len(case.lines)
+            answers.append(
+                [(f.rule_id, f.line_ref, f.check, f.amount_at_risk, f.message) for f in result.findings]
+            )
+        assert answers[0] == answers[1]
+        assert kept < 330  # lines were left out
+        compared += len(answers[0])
+    assert compared > 20  # the random stays do break rules

@@ -10,6 +10,7 @@ import json
 import pytest
 import requests
 
+from console.ingest import to_record
 from hooks.demo_fhir import create_app as create_fhir_app
 from tests.demo_fhir_helpers import DEMO_REQUESTS, demo_request, serving
 from tests.yb_audit_helpers import EVENTS, served
@@ -196,6 +197,8 @@ def test_every_call_publishes_the_assessment_event_without_patient_names(urls):
     assert finding["rule_id"] == "B08-1-IFREQ-0002" and finding["amount_at_risk"] == "20.00"
     assert event["cards"] == [{"uuid": card["uuid"], "summary": card["summary"], "indicator": "warning"}]
     assert "冯演示" not in json.dumps(event, ensure_ascii=False)
+    record = to_record({**event, "event_id": "e1"})  # the console takes it as it is
+    assert record.kind == "audit" and record.risk_cents == 2000 and record.findings[0]["severity"] == "违规"
 
 
 def test_the_discovery_lists_both_audit_services_with_their_prefetch(urls):

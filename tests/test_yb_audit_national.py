@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from console.ingest import to_record
 from tests.yb_audit_helpers import (
     ADHESIOLYSIS,
     APALUTAMIDE,
@@ -441,6 +442,8 @@ def test_each_call_publishes_the_assessment_event_with_the_national_channel(url)
     )
     assert event["department"] == {"code": "0304", "name": "神经内科"} and event["attending"]["id"] == "D0001"
     assert [f["rule_id"] for f in event["findings"]] == ["B01-DSEX-0001"]
+    record = to_record({**event, "event_id": "e1"})  # the console takes it as it is
+    assert record.head["channel"] == "3101" and record.findings[0]["rule_id"] == "B01-DSEX-0001"
 
 
 def test_with_api_keys_configured_the_endpoints_need_one(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from cards import (
@@ -100,13 +101,19 @@ def _suggestions(finding: Finding, drafts: Mapping[str, Mapping[str, Any]]) -> l
     return out
 
 
+@lru_cache(maxsize=8192)
+def _rule_text(text: str) -> str:
+    """escape_markdown of a rule's own words (names, ids, bureau text), remembered: they repeat."""
+    return escape_markdown(text)
+
+
 def _finding_text(finding: Finding) -> list[str]:
     lines = [
-        f"**{escape_markdown(finding.rule_name)}**（{escape_markdown(finding.batch)}，规则编号 {escape_markdown(finding.rule_id)}）",
+        f"**{_rule_text(finding.rule_name)}**（{_rule_text(finding.batch)}，规则编号 {_rule_text(finding.rule_id)}）",
         "",
         str(escape_markdown(finding.message)),
         "",
-        f"> 规则原文：{escape_markdown(finding.rule_text)}",
+        f"> 规则原文：{_rule_text(finding.rule_text)}",
         "",
     ]
     lines += [f"- 依据：{escape_markdown(e)}" for e in finding.evidence]
@@ -168,11 +175,11 @@ def build_cards(
             total = sum((f.amount_at_risk for f in group if f.amount_at_risk is not None), Decimal(0))
             rows = ["| 医嘱 | 规则 | 问题 | 涉及金额 |", "| --- | --- | --- | --- |"]
             rows += [
-                f"| {escape_markdown(f.item_name)} | {escape_markdown(f.rule_name)}（{escape_markdown(f.rule_id)}） "
+                f"| {escape_markdown(f.item_name)} | {_rule_text(f.rule_name)}（{_rule_text(f.rule_id)}） "
                 f"| {escape_markdown(f.message)} | {escape_markdown(_money(f.amount_at_risk))} |"
                 for f in group
             ]
-            texts = sorted({f"{escape_markdown(f.rule_id)}：{escape_markdown(f.rule_text)}" for f in group})
+            texts = sorted({f"{_rule_text(f.rule_id)}：{_rule_text(f.rule_text)}" for f in group})
             detail = rows + ["", "**规则原文**", ""] + [f"- {t}" for t in texts]
             seen: set[str] = set()
             actions: list[dict[str, Any]] = []

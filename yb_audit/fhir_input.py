@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 from costing.fhir_input import as_decimal, codings, concept_text, iter_resources, reference_id, resource_label
 from costing.so_far import charge_item_amount
@@ -53,6 +54,11 @@ def local_time(value: Any) -> datetime | None:
     """A FHIR date / dateTime / instant as a naive UTC+8 datetime; None when unreadable."""
     if not isinstance(value, str) or not value.strip():
         return None
+    return _local_time(value)
+
+
+@lru_cache(maxsize=8192)  # a stay's charges repeat the same few timestamps (datetimes are immutable)
+def _local_time(value: str) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     try:
         if len(text) == 10:
@@ -217,9 +223,24 @@ class FhirCaseBuilder:
             self._seen[key] = found if found.code is not None and self.relevant(found.code) else None
         return self._seen[key]
 
+    def _resolve_plain(self, concept: Any) -> Resolved | None | Literal[False]:
+        """:meth:`_resolve` for an R4 CodeableConcept of one coding seen before in this call
+        (a stay's charges); False when that does not apply (then :meth:`_resolve` answers)."""
+        if not isinstance(concept, dict):
+            return False
+        coding = concept.get("coding")
+        if not isinstance(coding, list) or len(coding) != 1 or not isinstance(coding[0], dict):
+            return False
+        code = coding[0].get("code")
+        if not code:
+            return False
+        return self._seen.get((None, (coding[0].get("system"), code)), False)
+
     def _line(self, resource: Mapping[str, Any], concept: Any, found: Resolved, **kw: Any) -> Line:
         return Line(
-            ref=resource_label(dict(resource)),
+            ref=f"{resource.get('resourceType', '?')}/{resource['id']}"
+            if resource.get("id")
+            else str(resource.get("resourceType", "?")),
             code=found.code,
             subject=found.subject,
             name=concept_text(concept) or found.display,
@@ -232,14 +253,16 @@ class FhirCaseBuilder:
         for item in iter_resources(bundle):
             if item.get("resourceType") != "ChargeItem" or item.get("status") in CHARGE_EXCLUDED:
                 continue
+            concept = item.get("code")
+            found = self._resolve_plain(concept)  # most of a stay's charges stop here, cheaply
+            if found is False:
+                if not codings(concept) and item.get("productCodeableConcept"):
+                    concept = item["productCodeableConcept"]
+                found = self._resolve(concept, None)
+            if found is None:
+                continue
             context = item.get("context") or item.get("encounter")
             if encounter_id and context and reference_id(context, "Encounter") not in (None, encounter_id):
-                continue
-            concept = item.get("code")
-            if not codings(concept) and item.get("productCodeableConcept"):
-                concept = item["productCodeableConcept"]
-            found = self._resolve(concept, None)
-            if found is None:
                 continue
             raw = item.get("quantity")
             quantity = as_decimal(raw.get("value")) if isinstance(raw, Mapping) else None
@@ -357,8 +380,11 @@ def build_case(
     hospital_level: int | None,
     default_insurance: str,
     now: datetime,
+    partners: Callable[[str], frozenset[str]] | None = None,
 ) -> tuple[Case, list[str]]:
-    """The case of one order-sign / order-select call, and notes on what was left out."""
+    """The case of one order-sign / order-select call, and notes on what was left out. With
+    ``partners`` (:meth:`RuleSet.partners`), lines of the stay are kept only when a rule naming a
+    draft's code also names theirs (no other line can change a finding on a draft)."""
     insurance = insurance_of(coverages, tables)
     stay = Stay(
         stay_id=encounter_id,
@@ -369,9 +395,18 @@ def build_case(
         hospital_level=hospital_level,
     )
     builder = FhirCaseBuilder(tables, local_maps, price_of, relevant)
+    notes = builder.drafts(draft_orders, encounter_id, now)
+    drafts, builder.lines = builder.lines, []
+    if partners is not None:
+        wanted: set[str] = set()
+        for line in drafts:
+            if line.code is not None:
+                wanted.update(partners(line.code))
+        builder.relevant = wanted.__contains__
     builder.charge_items(charge_items, encounter_id, now)
     builder.administrations(administrations, encounter_id)
     draft_refs = {resource_label(o) for o in draft_orders}
     builder.medication_requests(medication_requests, encounter_id, draft_refs, now)
-    notes = builder.drafts(draft_orders, encounter_id, now)
-    return Case(patient_of(patient, tables), stay, tuple(builder.lines)), notes
+    history = builder.lines  # the stay's lines first, then the drafts (input order within each)
+    lines = (*history, *(replace(line, seq=len(history) + i) for i, line in enumerate(drafts)))
+    return Case(patient_of(patient, tables), stay, lines), notes

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from yb_audit.kinds import FACT_KINDS
+
 DRUG = "drug"
 ITEM = "item"
 SUBJECTS = (DRUG, ITEM)
@@ -67,6 +69,7 @@ class RuleSet:
         self.by_id: dict[str, Rule] = {}
         self.by_code: dict[str, list[Rule]] = {}
         self.by_code2: dict[str, list[Rule]] = {}
+        self._partners: dict[str, frozenset[str]] = {}
         for rule in self.rules:
             self.by_id.setdefault(rule.rule_id, rule)
             for code in rule.codes:
@@ -86,6 +89,22 @@ class RuleSet:
 
     def codes(self) -> set[str]:
         return set(self.by_code) | set(self.by_code2)
+
+    def partners(self, code: str) -> frozenset[str]:
+        """Every code a line of ``code`` can be judged together with: the codes of the rules (other
+        than one-line fact rules) that name it. Lines of other codes cannot change a finding on a
+        line of ``code``. Remembered per code (the rules do not change)."""
+        found = self._partners.get(code)
+        if found is None:
+            together: set[str] = set()
+            for rule in (*self.by_code.get(code, ()), *self.by_code2.get(code, ())):
+                if rule.kind not in FACT_KINDS:
+                    together.update(rule.codes)
+                    together.update(rule.codes2)
+            found = frozenset(together)
+            if len(self._partners) < 20_000:
+                self._partners[code] = found
+        return found
 
     def select(self, keep) -> RuleSet:
         """A rule set with the rules for which ``keep(rule)`` is true (same rule-set infos)."""

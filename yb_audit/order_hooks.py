@@ -52,6 +52,7 @@ def audit_orders(req: HookRequest) -> list[dict[str, Any]]:
         local_maps=ctx.local_maps,
         price_of=ctx.price_of,
         relevant=ctx.rules.knows,
+        partners=ctx.rules.partners,
         hospital_level=ctx.hospital_level,
         default_insurance=ctx.settings.default_insurance,
         now=now_local(),
