@@ -61,7 +61,7 @@ def test_each_demo_request_is_accepted_by_its_service(service, name):
     ("name", "prefetch_fetched"),
     [
         ("order-sign-appendicitis", 0),  # everything prefetched: no read at all
-        ("order-sign-appendicitis-no-prefetch", 5),  # every template fetched by the service
+        ("order-sign-appendicitis-no-prefetch", 6),  # every template fetched by the service
         ("order-sign-sandbox-shape", 0),  # no encounterId: the service looks the open stay up itself
         ("patient-view-stroke", 0),
     ],

@@ -68,6 +68,22 @@ def test_charge_items_are_searched_by_context_in_either_reference_form(base_url)
     assert {r["id"] for r in entries(bare.json())} >= {r["id"] for r in entries(typed.json())}
 
 
+def test_coverage_is_searched_by_patient_as_the_prefetch_template_asks(base_url):
+    """``patient`` on Coverage is its beneficiary (FHIR R4); every demo patient has one in force."""
+    (coverage,) = entries(
+        get(base_url, "Coverage", params={"patient": "demo-stroke", "status": "active"}).json()
+    )
+    assert coverage["beneficiary"]["reference"] == "Patient/demo-stroke"
+    assert coverage["type"]["coding"][0]["code"] == "310"  # 职工基本医疗保险
+    by_type = get(
+        base_url, "Coverage", params={"type": "http://www.nhsa.gov.cn/CodeSystem/insutype|390"}
+    ).json()
+    assert {r["beneficiary"]["reference"] for r in entries(by_type)} == {
+        "Patient/demo-newborn",
+        "Patient/demo-no-open-encounter",
+    }
+
+
 def test_status_accepts_a_comma_separated_list_meaning_or(base_url):
     open_only = entries(get(base_url, "Encounter", params={"status": "in-progress"}).json())
     both = entries(get(base_url, "Encounter", params={"status": "in-progress,finished"}).json())
@@ -156,6 +172,7 @@ def test_the_full_prefetch_in_each_request_example_is_what_the_server_answers(ba
         "procedures": "Procedure?patient={p}&encounter={e}",
         "chargeItems": "ChargeItem?patient={p}&context=Encounter/{e}&_count=1000",
         "openEncounters": "Encounter?patient={p}&status=in-progress",
+        "coverage": "Coverage?patient={p}&status=active",
     }
     checked = 0
     for path in sorted(DEMO_REQUESTS.glob("*.json")):
