@@ -6,10 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.dip_helpers import OPTYPES, PDS_XLSX, need_real_data
-
 from dip_engine.importer import import_catalog, import_optypes
 from dip_engine.store import save_catalog, save_optypes
+from tests.dip_helpers import OPTYPES, PDS_XLSX, need_real_data
 from tests.terminology_helpers import real_home
 
 PDS_REGION = "410400"

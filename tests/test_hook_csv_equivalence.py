@@ -25,8 +25,8 @@ from click.testing import CliRunner
 
 from cds_service.cli import main
 from costing.fhir_input import iter_resources
-from hooks.demo_fhir import DEMO_DATA_DIR
 from hooks.coverage import insurance_of, load_coverage_types
+from hooks.demo_fhir import DEMO_DATA_DIR
 from hooks.demo_fhir import create_app as demo_fhir_app
 from hooks.stay import read_stay
 from mappings import local_maps_for_home

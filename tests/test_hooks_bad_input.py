@@ -174,7 +174,9 @@ def test_a_principal_known_only_as_text_is_an_estimate_even_when_the_name_matche
 
 def test_two_principal_diagnoses_are_flagged_for_the_coder_and_do_not_break_the_doctors_card(client):
     body = order_sign([condition("c1", "K35.300"), condition("c2", "I10.x00x002")], [("c1", 1), ("c2", 1)])
-    assert card(client, body)["summary"].startswith("本次手术后预计病种为 K35.3:47.0100")  # first documented is used
+    assert card(client, body)["summary"].startswith(
+        "本次手术后预计病种为 K35.3:47.0100"
+    )  # first documented is used
     discharge = card(client, as_hook(body, "encounter-discharge"))
     checks = bullets_after(discharge["detail"], "结算清单检查")
     assert (

@@ -26,8 +26,8 @@ from cards import load_card_templates
 from costing import load_prices
 from dip_engine import load_catalogs
 from grouper import OpType
-from hooks.context import DipContext
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
+from hooks.context import DipContext
 from hooks.encounter_discharge import principal_options
 from hooks.stay import Stay, StayDiagnosis, StayProcedure, read_stay
 from mappings import Resolution, local_maps_for_home
