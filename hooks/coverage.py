@@ -41,6 +41,20 @@ class Insurance:
 class CoverageTypes:
     systems: frozenset[str]
     codes: Mapping[str, str]  # code → 职工 | 居民
+    words: Mapping[str, tuple[str, ...]]  # 职工 | 居民 → words that name it
+    not_basic: tuple[str, ...]  # words of supplementary insurances
+
+    def named(self, text: Any) -> str | None:
+        """职工 / 居民 when ``text`` names exactly one basic medical insurance, else None."""
+        if not isinstance(text, str) or not text.strip():
+            return None
+        key = insurance_key(text)
+        if key in INSURANCE_TYPES:
+            return key
+        if any(word in text for word in self.not_basic):
+            return None
+        found = {kind for kind, words in self.words.items() if any(word in text for word in words)}
+        return found.pop() if len(found) == 1 else None
 
 
 @lru_cache(maxsize=8)
@@ -48,16 +62,22 @@ def _load(override: Path | None, stamp: int | None) -> CoverageTypes:
     with BUILTIN_TYPES.open("rb") as handle:
         raw = tomllib.load(handle)
     systems, codes = set(raw.get("systems", ())), dict(raw.get("types", {}))
+    words = {k: tuple(v) for k, v in raw.get("words", {}).items() if k in INSURANCE_TYPES}
+    not_basic = tuple(raw.get("not_basic", {}).get("words", ()))
     if override is not None:
         try:
             with override.open("rb") as handle:
                 extra = tomllib.load(handle)
             systems.update(extra.get("systems", ()))
             codes.update(extra.get("types", {}))
-        except (OSError, tomllib.TOMLDecodeError):
-            pass  # a broken override keeps the built-in list
+            for kind, more in extra.get("words", {}).items():
+                if kind in INSURANCE_TYPES:
+                    words[kind] = (*words.get(kind, ()), *map(str, more))
+            not_basic += tuple(map(str, extra.get("not_basic", {}).get("words", ())))
+        except (OSError, tomllib.TOMLDecodeError, AttributeError, TypeError):
+            pass  # a broken override keeps (the rest of) the built-in list
     valid = {str(k): v for k, v in codes.items() if v in INSURANCE_TYPES}
-    return CoverageTypes(frozenset(str(s) for s in systems), valid)
+    return CoverageTypes(frozenset(str(s) for s in systems), valid, words, not_basic)
 
 
 def load_coverage_types(home: Path | None = None) -> CoverageTypes:
@@ -66,11 +86,6 @@ def load_coverage_types(home: Path | None = None) -> CoverageTypes:
     if path is not None and path.is_file():
         return _load(path, path.stat().st_mtime_ns)
     return _load(None, None)
-
-
-def _named(text: Any) -> str | None:
-    key = insurance_key(text) if isinstance(text, str) else None
-    return key if key in INSURANCE_TYPES else None
 
 
 def insurance_type_of(coverage: Mapping[str, Any], types: CoverageTypes) -> tuple[str | None, str]:
@@ -89,10 +104,10 @@ def insurance_type_of(coverage: Mapping[str, Any], types: CoverageTypes) -> tupl
         system = raw_system if isinstance(raw_system, str) else ""
         if isinstance(code, str) and system in types.systems and code in types.codes:
             return types.codes[code], (display or text or code)[:60]
-        found = _named(display)
+        found = types.named(display)
         if found:
             return found, display[:60]
-    found = _named(text)
+    found = types.named(text)
     return (found, text[:60]) if found else (None, text[:60])
 
 
