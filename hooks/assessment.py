@@ -66,10 +66,6 @@ class Assessment:
         return self.cost.total if self.cost is not None else None
 
     @property
-    def order_cost(self) -> Decimal | None:
-        return self.orders.cost.total if self.orders is not None else None
-
-    @property
     def group_change(self) -> DraftProcedure | None:
         """The draft 手术/介入 that becomes the stay's principal procedure and changes its predicted
         group; None otherwise. Never a simple operation (留置导尿、PICC …), a therapeutic or a
