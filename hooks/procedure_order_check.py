@@ -53,8 +53,8 @@ def procedure_order_check(assessment: Assessment) -> ProcedureOrderCheck | None:
             )
         if not coded_core and code.upper() in core_mains:
             reasons.append(
-                f"其后的 {code} 是核心病种 {core_mains[code.upper()]} 的主要操作，现主要手术操作 {coded} 不是"
-                "本诊断任何核心病种的主要操作"
+                f"其后的 {code} 是核心病种 {core_mains[code.upper()]} 的主要操作，而以现主要手术操作 {coded} "
+                "未能入核心病种"
             )
         if reasons:
             flagged.append((type_rank(kind), position, code, reasons))

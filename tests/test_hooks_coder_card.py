@@ -95,7 +95,7 @@ def test_a_later_procedure_that_is_a_core_groups_main_is_flagged_when_the_coded_
     assert CHECK in card["summary"]
     detail = plain(card["detail"])
     assert (
-        "其后的 93.9000 是核心病种 J18.9:93.9000 的主要操作，现主要手术操作 96.0400 不是本诊断任何核心病种的主要操作"
+        "其后的 93.9000 是核心病种 J18.9:93.9000 的主要操作，而以现主要手术操作 96.0400 未能入核心病种"
         in detail
     )
     rows = side_by_side(card)
