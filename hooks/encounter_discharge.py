@@ -224,7 +224,7 @@ def discharge_view(
     choice = None if current_ok else compliant_principal(alternatives, treated)
     change = principal_change(data, choice)
     if change is not None:
-        suggestions.append(change)
+        suggestions.insert(0, change)  # the one principal change first: never cut by MAX_SUGGESTIONS
     chosen = None
     if choice is not None:
         chosen = next((o for o, d in zip(options, stay.diagnoses, strict=False) if d is choice[0]), None)
