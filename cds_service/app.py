@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service import metrics
 from cds_service.appdata import AppData, install
-from cds_service.config import Settings, load_settings
+from cds_service.config import SANDBOX_ISSUER, Settings, check_bind, load_settings
 from cds_service.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -39,6 +39,7 @@ from cds_service.feedback import FeedbackStore, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
 from cds_service.logging_setup import configure_logging
+from cds_service.outbound import Allowlist, CanonicalUrl, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
 from cds_service.prefetch import Status, resolve
 from cds_service.registry import HookRequest, ServiceDefinition
@@ -66,8 +67,19 @@ class ServiceState:
         self.data = AppData(home, settings, plugins.loaders())
         self.events = plugins.event_bus(self.data)
         self.verifier = JwtVerifier(settings.security) if settings.security.jwt == "required" else None
+        self.fhir_servers = _fhir_allowlists(settings)
         self.feedback = FeedbackStore(settings.feedback.database_url or default_database_url(home))
         self.discovery = json.dumps(self.registry.discovery_document(), ensure_ascii=False).encode()
+
+
+def _fhir_allowlists(settings: Settings) -> dict[str | None, Allowlist]:
+    """Which FHIR servers a caller may name: per JWT issuer its ``fhir_servers``, else the global
+    ``prefetch.allowed_fhir_servers``, else loopback only. Key ``None``: callers without a JWT."""
+    default = Allowlist(settings.prefetch.allowed_fhir_servers)
+    lists: dict[str | None, Allowlist] = {None: default}
+    for iss, issuer in settings.security.trusted_issuers().items():
+        lists[iss] = Allowlist(issuer.fhir_servers) if issuer.fhir_servers else default
+    return lists
 
 
 def _state() -> ServiceState:
@@ -113,7 +125,11 @@ def _authenticate() -> Response | None:
     if verifier is None:
         return None
     try:
-        verifier.verify(request.headers.get("Authorization"), _audience())
+        claims = verifier.verify(request.headers.get("Authorization"), _audience())
+        if claims["iss"] == SANDBOX_ISSUER and not is_loopback_host(request.remote_addr):
+            # anyone can sign with the Sandbox's published key: only a browser on this machine counts
+            raise AuthError("sandbox token from a non-loopback client")
+        g.issuer = claims["iss"]
         return None
     except AuthError as exc:
         metrics.AUTH_FAILURES.labels(exc.reason.split(" (")[0]).inc()
@@ -128,7 +144,22 @@ def _service(service_id: str) -> ServiceDefinition:
     return svc
 
 
-def _validate_hook_request(svc: ServiceDefinition, body: dict[str, Any]) -> tuple[dict, dict]:
+def _fhir_server(url: str) -> CanonicalUrl:
+    """The canonical form of ``fhirServer`` when the caller (its JWT issuer) may name it."""
+    allowlist = _state().fhir_servers.get(g.get("issuer"))
+    if allowlist is None:  # an issuer always has a list; never fall back to "anything"
+        raise UrlError("not an allowed FHIR server for this client")
+    try:
+        return allowlist.check(url)
+    except UrlError as exc:
+        if str(exc) == "not an allowed server":
+            raise UrlError("not an allowed FHIR server for this client") from None
+        raise
+
+
+def _validate_hook_request(
+    svc: ServiceDefinition, body: dict[str, Any]
+) -> tuple[dict, dict, CanonicalUrl | None]:
     problems: list[str] = []
     data: dict[str, Any] = {}
     try:
@@ -146,12 +177,15 @@ def _validate_hook_request(svc: ServiceDefinition, body: dict[str, Any]) -> tupl
     if isinstance(hook, str) and hook and hook != svc.hook:
         problems.append(f"hook: service {svc.id} answers {svc.hook!r}, not {hook!r}")
     server = body.get("fhirServer")
-    allowed = _state().settings.prefetch.allowed_fhir_servers
-    if allowed and isinstance(server, str) and not any(server.startswith(p) for p in allowed):
-        problems.append("fhirServer: not an allowed FHIR server for this service")
+    fhir_server = None
+    if isinstance(server, str) and server:
+        try:
+            fhir_server = _fhir_server(server)
+        except UrlError as exc:
+            problems.append(f"fhirServer: {exc}")
     if problems:
         raise BadRequest(problems)
-    return data, context
+    return data, context, fhir_server
 
 
 # ----------------------------------------------------------------------------- views
@@ -167,17 +201,15 @@ def _invoke(service_id: str) -> Response:
     denied = _authenticate()
     if denied is not None:
         return denied
-    data, context = _validate_hook_request(svc, _json_body())
+    data, context, fhir_server = _validate_hook_request(svc, _json_body())
     g.hook_instance = data["hookInstance"]
     state = _state()
     settings = state.settings
     deadline = time.monotonic() + settings.prefetch.deadline_seconds
     auth = data.get("fhirAuthorization")
     client = (
-        FhirClient(
-            data["fhirServer"], auth.get("access_token") if auth else None, settings.prefetch, deadline
-        )
-        if data.get("fhirServer")
+        FhirClient(fhir_server, auth.get("access_token") if auth else None, settings.prefetch, deadline)
+        if fhir_server is not None
         else None
     )
     g.fhir_client = client
@@ -206,6 +238,7 @@ def _invoke(service_id: str) -> Response:
         fhir=client,
         fhir_authorization=auth,
         extension=data.get("extension"),
+        deadline=deadline,
     )
     for key, outcome in failed.items():
         hook_request.notes.append(f"预取数据 {key} 不可用 / prefetch {key} unavailable ({outcome.reason})")
@@ -364,15 +397,44 @@ def _after(response: Response) -> Response:
 # ----------------------------------------------------------------------------- factory
 
 
+def _startup_warnings(settings: Settings) -> None:
+    sec = settings.security
+    if sec.jwt == "required" and sec.trust_sandbox:
+        log.warning(
+            "SECURITY: security.trust_sandbox = true: tokens signed with the CDS Hooks Sandbox's "
+            "PUBLISHED private key are accepted (from loopback clients only). For trying the Sandbox "
+            "on this machine, never in production."
+        )
+    if sec.jwt == "required" and not sec.redis_url:
+        log.warning(
+            "JWT replay (jti) cache is in-process: correct only with ONE worker process; "
+            "set security.redis_url when running several workers or instances"
+        )
+    if not settings.prefetch.allowed_fhir_servers:
+        open_issuers = [i.iss for i in sec.trusted_issuers().values() if not i.fhir_servers]
+        if sec.jwt == "off" or open_issuers:
+            log.warning(
+                "FHIR servers restricted to loopback (127.0.0.1, ::1, localhost) for %s: set "
+                "prefetch.allowed_fhir_servers or [[security.issuers]] fhir_servers to reach others",
+                "every caller (JWT off)" if sec.jwt == "off" else ", ".join(open_issuers),
+            )
+
+
 def create_app(
-    settings: Settings | None = None, home: str | Path | None = None, plugins: Iterable[Plugin] | None = None
+    settings: Settings | None = None,
+    home: str | Path | None = None,
+    plugins: Iterable[Plugin] | None = None,
+    *,
+    bind_host: str | None = None,
 ) -> Flask:
     """Build the service with ``plugins`` (default: the installed ones, see :mod:`cds_service.plugins`).
     ``settings`` default: ``load_settings`` (TOML + env) for the ``home``, validated against the
-    sections of the same plugins."""
+    sections of the same plugins. ``bind_host``: the interface the server listens on, when the
+    caller knows it (``dip-cds serve``); settings unsafe there raise :class:`ConfigError`."""
     home_path = resolve_home(home)
     plugin_set = PluginSet(discover() if plugins is None else plugins)
     settings = settings if settings is not None else load_settings(home=home_path, plugins=plugin_set)
+    check_bind(settings, bind_host)
     configure_logging(settings.logging.level, settings.logging.json)
 
     app = Flask("cds_service")
@@ -407,12 +469,7 @@ def create_app(
     app.after_request(_after)
     for blueprint in plugin_set.blueprints():
         app.register_blueprint(blueprint)
-    sec = settings.security
-    if sec.jwt == "required" and not sec.redis_url:
-        log.warning(
-            "JWT replay (jti) cache is in-process: correct only with ONE worker process; "
-            "set security.redis_url when running several workers or instances"
-        )
+    _startup_warnings(settings)
     return app
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cds_service.config import PrefetchSettings
-from cds_service.fhir_client import FetchError, FhirClient, thread_pool
+from cds_service.fhir_client import PUBLIC_FAILURE, FetchError, FhirClient, thread_pool
 
 log = logging.getLogger("dip_cds.prefetch")
 
@@ -164,7 +164,7 @@ def _fetch_all(
             values[key] = value
             outcomes[key] = Outcome(Status.FETCHED)
             metrics.observe_prefetch("ok", seconds)
-        else:
-            outcomes[key] = Outcome(Status.FAILED, reason)
+        else:  # the cause is logged; the client is told only that the read failed (no network facts)
+            outcomes[key] = Outcome(Status.FAILED, PUBLIC_FAILURE)
             metrics.observe_prefetch("failed", seconds)
             log.warning("prefetch fetch failed", extra={"prefetch_key": key, "reason": reason})

@@ -157,6 +157,9 @@ class HookRequest:
     fhir_authorization: dict[str, Any] | None = field(default=None, repr=False)  # never log
     extension: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # degradation notes a handler may show on a card
+    # the request's absolute deadline (``time.monotonic()``) for every outbound call: the FHIR
+    # client's, and the one a handler passes to other systems (e.g. a HIS endpoint)
+    deadline: float | None = None
 
     @property
     def patient_id(self) -> str:

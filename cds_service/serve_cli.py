@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from cds_service.config import ConfigError, load_settings
+from cds_service.config import ConfigError, check_bind, load_settings
 
 
 def _gunicorn_app(factory: Any, options: dict[str, Any]) -> Any:
@@ -95,6 +95,10 @@ def register(main: click.Group) -> None:
             settings = load_settings(config_file, home=home)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
+        try:
+            check_bind(settings, host)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         sec = settings.security
         if sec.jwt == "required" and workers > 1 and not sec.redis_url:
             raise click.ClickException(
@@ -112,7 +116,7 @@ def register(main: click.Group) -> None:
         def factory() -> Any:
             from cds_service.app import create_app
 
-            return create_app(settings=settings, home=home)
+            return create_app(settings=settings, home=home, bind_host=host)
 
         options = {
             "bind": f"{host}:{port}",

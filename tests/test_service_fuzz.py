@@ -152,6 +152,7 @@ def _jwt_app(factory):
     if "client" not in _JWT_APP:
         _JWT_APP["client"] = make_app(
             factory.mktemp("fuzzjwt"),
+            server={"public_base_url": "http://localhost"},
             security={"jwt": "required", "trust_sandbox": True},
             logging={"level": "CRITICAL"},
         ).test_client()

@@ -83,7 +83,10 @@ def test_dip_cds_serve_answers_healthz_discovery_hooks_and_metrics(tmp_path):
 
 def test_serve_refuses_jwt_without_shared_replay_cache_for_several_workers(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('[security]\njwt = "required"\ntrust_sandbox = true\n', encoding="utf-8")
+    config.write_text(
+        '[server]\npublic_base_url = "http://127.0.0.1:8080"\n[security]\njwt = "required"\ntrust_sandbox = true\n',
+        encoding="utf-8",
+    )
     result = subprocess.run(
         [
             str(DIP_CDS),
@@ -129,3 +132,19 @@ def test_wsgi_entry_point_builds_the_app_from_the_environment(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "5"]
+
+
+def test_serve_refuses_trust_sandbox_on_a_network_interface(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[server]\npublic_base_url = "http://cds.hospital.cn"\n[security]\njwt = "required"\ntrust_sandbox = true\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [str(DIP_CDS), "--home", str(tmp_path), "serve", "--host", "0.0.0.0", "--workers", "1"]
+        + ["--config", str(config), "--port", str(free_port())],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert b"trust_sandbox: refused on 0.0.0.0" in result.stderr
