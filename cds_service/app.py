@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service import metrics
 from cds_service.appdata import AppData, install
+from cds_service.body import TIMED_OUT, TOO_LARGE, BufferedBody
 from cds_service.config import SANDBOX_ISSUER, Settings, check_bind, load_settings
 from cds_service.errors import (
     BadRequest,
@@ -30,6 +31,7 @@ from cds_service.errors import (
     NotReady,
     PayloadTooLarge,
     PreconditionFailed,
+    RequestTimeout,
     ServiceError,
     UnsupportedMediaType,
     flatten_messages,
@@ -352,6 +354,10 @@ def _fhir_reads() -> int | None:
 
 def _before() -> None:
     g.started = time.perf_counter()
+    if request.environ.get(TOO_LARGE):
+        raise PayloadTooLarge("request body too large")
+    if request.environ.get(TIMED_OUT):
+        raise RequestTimeout("request body not received in time")
 
 
 def _after(response: Response) -> Response:
@@ -439,6 +445,10 @@ def create_app(
 
     app = Flask("cds_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    # the whole body, bounded in size and time, before any view runs (slow clients, chunked bodies)
+    app.wsgi_app = BufferedBody(  # type: ignore[method-assign]
+        app.wsgi_app, settings.server.max_body_bytes, settings.server.body_timeout_seconds
+    )
     state = ServiceState(settings, home_path, plugin_set)
     app.extensions[STATE_KEY] = state
     install(app, state.data)

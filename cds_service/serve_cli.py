@@ -1,5 +1,12 @@
 """``dip-cds serve``: the production server (gunicorn, run programmatically).
 
+Worker class ``gevent`` by default: each connection is a greenlet, so clients that are slow to
+send their headers or body (or idle keep-alive connections) wait without holding a worker — with
+``sync`` workers two such clients block a two-worker service, ``/healthz`` included. Headers must
+arrive within ``--keepalive`` seconds and the body within ``server.body_timeout_seconds``
+(:mod:`cds_service.body` reads it completely before the app runs). The hook handlers are CPU-bound
+and short, so a greenlet runs each to completion; FHIR reads yield while they wait.
+
 Each worker builds its own app after the fork (own HTTP session, DB engine, thread pool) and
 pre-loads the reference data before taking requests. Prometheus runs in multiprocess mode with
 a fresh temp dir so ``/metrics`` sums all workers.
@@ -18,6 +25,8 @@ from typing import Any
 import click
 
 from cds_service.config import ConfigError, check_bind, load_settings
+
+WORKER_CLASSES = ("gevent", "sync", "gthread")
 
 
 def _gunicorn_app(factory: Any, options: dict[str, Any]) -> Any:
@@ -61,11 +70,25 @@ def register(main: click.Group) -> None:
         "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes."
     )
     @click.option(
+        "--worker-class",
+        type=click.Choice(WORKER_CLASSES),
+        default=None,
+        help="gunicorn worker class [default: gevent; gthread when --threads > 1]. sync and gthread "
+        "let slow clients hold a worker: only behind a buffering reverse proxy.",
+    )
+    @click.option(
         "--threads",
         default=1,
         show_default=True,
         type=click.IntRange(1, 64),
-        help="Threads per worker (>1: gthread).",
+        help="Threads per worker (gthread only).",
+    )
+    @click.option(
+        "--keepalive",
+        default=5,
+        show_default=True,
+        type=click.IntRange(1, 300),
+        help="Seconds to wait for the next request (and, with gevent, for a request's headers).",
     )
     @click.option(
         "--config",
@@ -83,7 +106,9 @@ def register(main: click.Group) -> None:
         host: str,
         port: int,
         workers: int,
+        worker_class: str | None,
         threads: int,
+        keepalive: int,
         config_file: str | None,
         timeout: int,
     ) -> None:
@@ -105,11 +130,15 @@ def register(main: click.Group) -> None:
                 "security.jwt = 'required' with --workers > 1 needs security.redis_url: the JWT replay "
                 "(jti) cache must be shared by all workers. Set DIP_CDS_SECURITY__REDIS_URL or use --workers 1."
             )
+        worker_class = worker_class or ("gthread" if threads > 1 else "gevent")
+        if threads > 1 and worker_class != "gthread":
+            raise click.ClickException("--threads > 1 needs --worker-class gthread")
         metrics_dir = tempfile.mkdtemp(prefix="dip-cds-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports prometheus_client
         click.echo(
             f"dip-cds serving http://{host}:{port}/cds-services (home {home}, config {settings.source}, "
-            f"JWT {sec.jwt}, {workers} worker(s) x {threads} thread(s))",
+            f"JWT {sec.jwt}, {workers} {worker_class} worker(s)"
+            + (f" x {threads} thread(s))" if worker_class == "gthread" else ")"),
             err=True,
         )
 
@@ -122,10 +151,11 @@ def register(main: click.Group) -> None:
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync",
+            "worker_class": worker_class,
+            "worker_connections": 1000,  # gevent: connections per worker (each one a greenlet)
             "timeout": timeout,
             "graceful_timeout": 10,
-            "keepalive": 5,
+            "keepalive": keepalive,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "warning",

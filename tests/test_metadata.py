@@ -17,7 +17,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 PROJECT = PYPROJECT["project"]
 PACKAGES = tuple(p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"])
 # declared but not imported, with the reason
-INDIRECT = {"cryptography": "PyJWT's ES384/RS256 verification (PyJWT[crypto]); declared for its floor"}
+INDIRECT = {
+    "cryptography": "PyJWT's ES384/RS256 verification (PyJWT[crypto]); declared for its floor",
+    "gevent": "gunicorn's gevent worker class (dip-cds serve's default); gunicorn imports it",
+}
 TOOLS = {"ruff", "mypy"}  # run by .ci/run, not imported
 
 
