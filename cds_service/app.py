@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ STATE_KEY = "dip_cds.state"
 _HOOK_SCHEMA = HookRequestSchema()
 _CONTEXT_SCHEMAS = {hook: cls() for hook, cls in CONTEXT_SCHEMAS.items()}
 _FEEDBACK_SCHEMA = FeedbackRequestSchema()
+# "\ud800" is valid JSON syntax but no Unicode text: it cannot be stored, logged or answered
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ServiceState:
@@ -113,7 +117,24 @@ def _json_body() -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {msg}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    if _ESCAPED_SURROGATE.search(raw) and _has_lone_surrogate(body):
+        raise BadRequest("malformed JSON: a string contains an unpaired surrogate (\\ud800-\\udfff)")
     return body
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _audience() -> str:
@@ -276,9 +297,11 @@ def _parse_time(name: str) -> datetime | None:
     except ValueError:
         raise BadRequest(f"{name}: not an ISO-8601 date/time") from None
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+    except OverflowError:
+        raise BadRequest(f"{name}: date/time out of range") from None
     return parsed
 
 

@@ -78,8 +78,8 @@ def trace_lines(result: GroupResult) -> list[str]:
 
 def _system_label(concept: Any) -> str:
     codings = (
-        [c for c in (concept or {}).get("coding") or [] if isinstance(c, dict)]
-        if isinstance(concept, dict)
+        [c for c in concept.get("coding") if isinstance(c, dict)]
+        if isinstance(concept, dict) and isinstance(concept.get("coding"), list)
         else []
     )
     for coding in codings:

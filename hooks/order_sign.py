@@ -44,12 +44,16 @@ def draft_procedures(
     and must not read as "this operation moves the stay". Charge-item codes and text never count."""
     found: list[tuple[str, str]] = []
     for order in orders[:MAX_ORDERS]:
-        if order.get("resourceType") != "ServiceRequest" or order.get("status") in ORDER_STATUSES_IGNORED:
+        if (
+            order.get("resourceType") != "ServiceRequest"
+            or str(order.get("status")) in ORDER_STATUSES_IGNORED
+        ):
             continue
         concept = order.get("code")
         if isinstance(concept, Mapping) and isinstance(concept.get("concept"), Mapping):
             concept = concept["concept"]  # R5 CodeableReference
-        for coding in (concept or {}).get("coding") or [] if isinstance(concept, Mapping) else []:
+        coding_list = concept.get("coding") if isinstance(concept, Mapping) else None
+        for coding in coding_list if isinstance(coding_list, list) else []:
             res = resolve_coding(terminology, "px", coding, local_maps, trust_systemless=False)
             if res.mapped and res.code and counts(res.code) and res.code not in {code for code, _ in found}:
                 found.append((res.code, res.display or str(coding.get("display") or "")))
