@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -76,6 +77,19 @@ class ServiceState:
         self.fhir_servers = _fhir_allowlists(settings)
         self.feedback = FeedbackStore(settings.feedback.database_url or default_database_url(home))
         self.discovery = json.dumps(self.registry.discovery_document(), ensure_ascii=False).encode()
+        self._preloaded = False
+        self._preload_lock = threading.Lock()
+
+    def preload_once(self) -> list[str]:
+        """Load every plugin's data the first time only (a failed loader is retried lazily later)."""
+        if self._preloaded:
+            return []
+        with self._preload_lock:
+            if self._preloaded:
+                return []
+            problems = _load_all(self.data)
+            self._preloaded = True
+            return problems
 
 
 def _fhir_allowlists(settings: Settings) -> dict[str | None, Allowlist]:
@@ -228,6 +242,9 @@ def _invoke(service_id: str) -> Response:
     g.hook_instance = data["hookInstance"]
     state = _state()
     settings = state.settings
+    # The reference data is loaded before the clock starts: the prefetch budget is for the FHIR
+    # server, and a cold process must not spend it (it would miss the stay lookups).
+    state.preload_once()
     deadline = time.monotonic() + settings.prefetch.deadline_seconds
     auth = data.get("fhirAuthorization")
     client = (
@@ -507,9 +524,12 @@ def create_app(
 
 
 def preload(app: Flask) -> list[str]:
-    """Load every plugin's data now (gunicorn worker start) so the first hook call is fast."""
+    """Load every plugin's data now (a server worker's start) so the first hook call is fast."""
+    return app.extensions[STATE_KEY].preload_once()
+
+
+def _load_all(data: AppData) -> list[str]:
     problems = []
-    data: AppData = app.extensions[STATE_KEY].data
     for name in data.names:
         try:
             data[name]
