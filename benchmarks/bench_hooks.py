@@ -279,6 +279,8 @@ def run_config(
 ) -> dict[str, Any]:
     port = free_port()
     env = clean_env(DIP_CDS_LOGGING__LEVEL="WARNING", DIP_CDS_SECURITY__JWT="off")
+    if args.concurrency:
+        env["DIP_CDS_SERVER__MAX_CONCURRENT_REQUESTS"] = str(args.concurrency)
     service = start_service(home, port, workers, threads, env, args.worker_class)
     try:
         ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
@@ -355,6 +357,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (>1: gthread)")
     parser.add_argument("--worker-class", choices=["gevent", "sync", "gthread"], default=None,
                         help="gunicorn worker class (default: dip-cds serve's, gevent)")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="server.max_concurrent_requests per worker (default: the service's)")  # fmt: skip
     parser.add_argument(
         "--sweep", default="", help="server layouts to compare: workers[xthreads],... e.g. 2,3,4,2x4"
     )

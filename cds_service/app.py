@@ -486,8 +486,9 @@ def create_app(
     app = Flask("cds_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     # the whole body, bounded in size and time, before any view runs (slow clients, chunked bodies)
+    server = settings.server
     app.wsgi_app = BufferedBody(  # type: ignore[method-assign]
-        app.wsgi_app, settings.server.max_body_bytes, settings.server.body_timeout_seconds
+        app.wsgi_app, server.max_body_bytes, server.body_timeout_seconds, server.max_concurrent_requests
     )
     state = ServiceState(settings, home_path, plugin_set)
     app.extensions[STATE_KEY] = state

@@ -1,10 +1,17 @@
-"""Read the whole request body, bounded in size and time, before the application sees the request.
+"""Read the whole request body, bounded in size and time, before the application sees the request;
+then admit at most ``concurrency`` requests with a body into the application at once.
 
 Why: a worker must never wait on a client. Under ``dip-cds serve`` (gunicorn gevent workers) a
 slow client costs one greenlet, not a worker; this middleware adds the bounds: the body must
 arrive within ``timeout`` seconds in total (else 408), and no more than ``max_bytes`` are read,
 for a declared length and for a chunked body alike (else 413). Either way the connection is
 closed afterwards, so the rest of an oversized or trickling body is never read.
+
+Admission: a gevent worker accepts every connection at once, so without a limit fifty hook calls
+would start together and share one core — each one's prefetch deadline would run while it waits
+for the others' CPU. Waiting for admission happens before the application (and its deadline)
+starts, as it does in the accept queue of a sync worker; requests without a body (health, discovery,
+metrics) are not held back.
 
 The read timeout needs the client socket, which gunicorn passes as ``gunicorn.socket``; other
 WSGI servers (which buffer the body themselves, e.g. waitress) get the size bound only.
@@ -28,10 +35,12 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class BufferedBody:
     """WSGI middleware: ``environ["wsgi.input"]`` becomes the complete body in memory."""
 
-    def __init__(self, app: WsgiApp, max_bytes: int, timeout: float) -> None:
+    def __init__(self, app: WsgiApp, max_bytes: int, timeout: float, concurrency: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        # created in the worker process (after the fork, after gevent's patching): cooperative there
+        self._admission = threading.BoundedSemaphore(concurrency) if concurrency > 0 else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         declared = environ.get("CONTENT_LENGTH") or ""
@@ -53,7 +62,10 @@ class BufferedBody:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["wsgi.input_terminated"] = True
-        return self.app(environ, start_response)
+        if self._admission is None:
+            return self.app(environ, start_response)
+        with self._admission:  # the response is built in full inside (JSON bodies, no streaming)
+            return self.app(environ, start_response)
 
     def _read(self, environ: dict[str, Any], length: int | None) -> bytes | None:
         """The body, or None when it is larger than ``max_bytes``; TimeoutError when it did not

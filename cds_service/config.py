@@ -89,6 +89,7 @@ class ServerSettings:
     public_base_url: str | None = None  # e.g. https://cds.hospital.cn/dip ; used for JWT ``aud``
     max_body_bytes: int = 5 * 1024 * 1024
     body_timeout_seconds: float = 10.0  # a request body must arrive within this (slow clients)
+    max_concurrent_requests: int = 1  # per worker process: requests with a body inside the app at once
     preload_data: bool = True
 
 
@@ -193,6 +194,7 @@ class _ServerSchema(SectionSchema):
     public_base_url = fields.String(allow_none=True, validate=_http_url)
     max_body_bytes = fields.Integer(validate=validate.Range(min=1024))
     body_timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=300))
+    max_concurrent_requests = fields.Integer(validate=validate.Range(min=1, max=1000))
     preload_data = fields.Boolean()
 
 

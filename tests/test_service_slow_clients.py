@@ -187,3 +187,49 @@ def test_idle_connections_do_not_hold_the_workers(server):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_requests_with_a_body_enter_the_app_one_at_a_time_and_health_checks_are_not_held():
+    """A gevent worker accepts every connection; admission keeps hook calls from sharing one core
+    (their prefetch deadline would run while they wait for each other's CPU)."""
+    import io
+
+    from cds_service.body import BufferedBody
+
+    lock = threading.Lock()
+    state = {"inside": 0, "peak": 0}
+    release = threading.Event()
+
+    def app(environ, start_response):
+        with lock:
+            state["inside"] += 1
+            state["peak"] = max(state["peak"], state["inside"])
+        if environ["REQUEST_METHOD"] == "POST":
+            release.wait(5)
+        with lock:
+            state["inside"] -= 1
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    guarded = BufferedBody(app, max_bytes=1000, timeout=5, concurrency=1)
+
+    def call(method: str) -> None:
+        body = b"{}" if method == "POST" else b""
+        environ = {
+            "REQUEST_METHOD": method,
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "wsgi.input": io.BytesIO(body),
+        }
+        guarded(environ, lambda *a: None)
+
+    posts = [threading.Thread(target=call, args=("POST",)) for _ in range(4)]
+    for t in posts:
+        t.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    call("GET")  # not held behind the waiting POSTs
+    assert time.monotonic() - started < 1.0
+    release.set()
+    for t in posts:
+        t.join(5)
+    assert state["peak"] == 2  # one POST and the GET; never two POSTs
