@@ -23,11 +23,15 @@ import pytest
 import requests
 
 from cards import load_card_templates
+from cds_service.app import create_app
+from cds_service.config import settings_from_mapping
+from cds_service.plugins import Plugin, discover
 from costing import load_prices
 from dip_engine import load_catalogs
 from grouper import OpType
 from hooks.assess import DipContext
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
+from hooks.demo_fhir import create_app as create_demo_fhir_app
 from hooks.encounter_discharge import principal_options
 from hooks.stay import Stay, StayDiagnosis, StayProcedure, read_stay
 from mappings import Resolution, local_maps_for_home
@@ -335,7 +339,10 @@ def test_newborn_discharge_reads_the_birth_weight_from_the_fhir_server(servers):
     body = _derived_newborn_discharge(servers)
     del body["fhirServer"], body["fhirAuthorization"]  # nowhere to read the Observation from
     checks = bullets_after(only_card(servers, body)["detail"], CHECKS)
-    assert "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）" in checks
+    assert (
+        "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）（质控规则 newborn.birth_weight_missing）"
+        in checks
+    )
 
 
 def test_patient_view_without_an_open_encounter_gives_no_card(servers):
@@ -588,44 +595,55 @@ def messages(checks, level: str) -> list[str]:
     return [c.message for c in checks if c.level == level]
 
 
-def test_a_male_patient_with_an_obstetric_code_is_an_error(terminology):
+def checks_of(engine, stay) -> list:
+    """The coder card's checks: the shared quality gate on the stay's case, plus the FHIR-only ones."""
+    return settlement_checks(stay, engine.group(stay.case()))
+
+
+def test_a_male_patient_with_an_obstetric_code_is_an_error(terminology, engine):
     conds = [condition("c1", "O80.000")]
     male = stay_of(terminology, conds, [("c1", 1)], pat=patient(gender="male", birth_date="1990-01-01"))
-    assert "O80.000 头位顺产 只适用于女性，患者性别为男" in messages(settlement_checks(male, RULES), "error")
+    assert "O80.000 头位顺产 只适用于女性，患者性别为男（质控规则 sex.mismatch）" in messages(
+        checks_of(engine, male), "error"
+    )
     female = stay_of(terminology, conds, [("c1", 1)], pat=patient(gender="female", birth_date="1990-01-01"))
-    assert not any("性别" in m for m in messages(settlement_checks(female, RULES), "error"))
+    assert not any("性别" in m for m in messages(checks_of(engine, female), "error"))
 
 
 NEWBORN = patient(birth_date="2026-11-18")
 
 
-def test_a_newborn_without_birth_weight_is_an_error(terminology):
+def test_a_newborn_without_birth_weight_is_an_error(terminology, engine):
     conds = [condition("c1", "P07.300x001")]
     missing = stay_of(terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00")
-    assert "新生儿病例缺少出生体重（结算清单必填，影响分组）" in messages(
-        settlement_checks(missing, RULES), "error"
+    assert any(
+        "缺少出生体重" in m and "newborn.birth_weight_missing" in m
+        for m in messages(checks_of(engine, missing), "error")
     )
     weighed = stay_of(
         terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00",
         observations=searchset(birth_weight(2.1, "kg")),
     )  # fmt: skip
     assert weighed.birth_weight_g == 2100
-    assert messages(settlement_checks(weighed, RULES), "error") == []
+    assert messages(checks_of(engine, weighed), "error") == []
 
 
-def test_a_low_birth_weight_code_must_match_the_weight(terminology):
+def test_a_low_birth_weight_code_must_match_the_weight(terminology, engine):
     def errors(grams: int) -> list[str]:
         stay = stay_of(
             terminology, [condition("c1", "P07.101")], [("c1", 1)], pat=NEWBORN,
             start="2026-11-18T06:00:00+08:00", observations=searchset(birth_weight(grams)),
         )  # fmt: skip
-        return messages(settlement_checks(stay, RULES), "error")
+        return messages(checks_of(engine, stay), "error")
 
-    assert errors(3000) == ["P07.101 低出生体重儿（1500-2499克） 与出生体重 3000 克不符"]
+    assert errors(3000) == [
+        "P07.101 低出生体重儿（1500-2499克） 与出生体重 3000 克不符（该编码为 1000–2499 克）"
+        "（质控规则 newborn.birth_weight_band）"
+    ]
     assert errors(1850) == []
 
 
-def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(terminology):
+def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(terminology, engine):
     stay = stay_of(
         terminology,
         [condition("c1", "C34.100x004")],
@@ -637,18 +655,19 @@ def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(termino
     )
     assert [p.procedure_id for p in stay.procedures_outside] == ["biopsy"]
     assert stay.case().procedures == ("32.4100",)
-    warnings = messages(settlement_checks(stay, RULES), "warning")
+    warnings = messages(checks_of(engine, stay), "warning")
     assert any("日期 2026-11-01 不在本次住院期间，未计入分组" in w and "33.2600x002" in w for w in warnings)
 
 
-def test_two_diagnoses_with_the_same_rank_are_a_warning(terminology):
+def test_two_diagnoses_with_the_same_rank_are_a_warning(terminology, engine):
     conds = [condition("c1", "K35.300"), condition("c2", "I10.x00x002")]
     tied = stay_of(terminology, conds, [("c1", 1), ("c2", 1)])
-    assert "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确" in messages(
-        settlement_checks(tied, RULES), "warning"
+    assert (
+        "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确（质控规则 principal.rank_conflict）"
+        in messages(checks_of(engine, tied), "warning")
     )
     ordered = stay_of(terminology, conds, [("c1", 1), ("c2", 2)])
-    assert not any("排序" in m for m in messages(settlement_checks(ordered, RULES), "warning"))
+    assert not any("排序" in m for m in messages(checks_of(engine, ordered), "warning"))
 
 
 # =============================================================================== 6. feedback round trip
@@ -700,3 +719,28 @@ def test_feedback_on_a_real_card_is_stored(servers):
         "display": reason["display"],
         "count": 1,
     } in summary["overrideReasons"]
+
+
+# =============================================================================== 7. the assessment event
+
+
+def test_every_dip_service_publishes_one_assessment_per_answer_through_the_apps_event_bus(tmp_path):
+    """Through the seam (``req.publish``), to whichever plugin subscribes: not only to the console."""
+    received: list[dict[str, Any]] = []
+    probe = Plugin(name="probe", events={"assessment": lambda data, event: received.append(dict(event))})
+    plugins = [p for p in discover() if p.name != "console"] + [probe]
+    app = create_app(settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=plugins), tmp_path,
+                     plugins=plugins)  # fmt: skip
+    with serving(create_demo_fhir_app()) as fhir_url:
+        for service, (name, patient_id, encounter_id, group) in sorted(E2E_CASES.items()):
+            body = demo_request(name)
+            body["fhirServer"] = fhir_url
+            received.clear()
+            response = app.test_client().post(f"/cds-services/{service}", json=body)
+            assert response.status_code == 200, response.text
+            (event,) = received
+            assert (event["kind"], event["service"], event["channel"]) == ("dip", service, "cds-hooks")
+            assert (event["patient_id"], event["encounter_id"]) == (patient_id, encounter_id)
+            assert event["hook_instance"] == body["hookInstance"]
+            assert event["dip"]["group_code"] == group
+            assert [c["uuid"] for c in event["cards"]] == [c["uuid"] for c in response.json["cards"]]
