@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +23,8 @@ from hypothesis import strategies as st
 
 from hooks.demo_fhir import create_app as create_fhir_app
 from tests.demo_fhir_helpers import DEMO_REQUESTS, demo_request, serving
-from tests.service_helpers import SERVICES, free_port, hook_request, make_app
-from tests.test_service_serve import DIP_CDS, wait_until_up
+from tests.service_helpers import SERVICES, hook_request, make_app
+from tests.test_service_serve import DIP_CDS, dip_cds_serve
 
 pytestmark = pytest.mark.skipif(not DIP_CDS.exists(), reason="dip-cds console script not installed")
 
@@ -149,29 +147,12 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("fuzz-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
-    env["DIP_CDS_LOGGING__LEVEL"] = "CRITICAL"
-    proc = subprocess.Popen(
-        [str(DIP_CDS), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with serving(create_fhir_app()) as fhir_url:
-            wait_until_up(f"{base}/readyz", proc)
-            yield {"base": base, "fhir": fhir_url, "session": requests.Session(), "count": [0]}
-            assert requests.get(f"{base}/healthz", timeout=5).status_code == 200  # still standing
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with (
+        serving(create_fhir_app()) as fhir_url,
+        dip_cds_serve(home, DIP_CDS_LOGGING__LEVEL="CRITICAL") as base,
+    ):
+        yield {"base": base, "fhir": fhir_url, "session": requests.Session(), "count": [0]}
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200  # still standing
 
 
 def send(live: dict[str, Any], method: str, path: str, **kw: Any) -> requests.Response:

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,33 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
             pass
         time.sleep(0.1)
     raise AssertionError("dip-cds serve did not come up")
+
+
+@contextmanager
+def dip_cds_serve(home: Path, **env_overrides: str) -> Iterator[str]:
+    """``dip-cds serve`` (two workers, as shipped) on a free loopback port with the caller's
+    ``DIP_CDS_*`` environment replaced by ``env_overrides``; yields the base URL once /readyz is 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
+    env.update(env_overrides)
+    proc = subprocess.Popen(
+        [str(DIP_CDS), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/readyz", proc)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.skipif(not DIP_CDS.exists(), reason="dip-cds console script not installed in this venv")

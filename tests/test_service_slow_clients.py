@@ -7,11 +7,8 @@ timed against the same server's latency without them.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.service_helpers import free_port, hook_request
-from tests.test_service_serve import DIP_CDS, wait_until_up
+from tests.service_helpers import hook_request
+from tests.test_service_serve import DIP_CDS, dip_cds_serve
 
 pytestmark = pytest.mark.skipif(not DIP_CDS.exists(), reason="dip-cds console script not installed")
 SLOW_CONNECTIONS = 50
@@ -30,27 +27,9 @@ BODY_TIMEOUT = 3.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("slow-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
-    env.update(DIP_CDS_LOGGING__LEVEL="WARNING", DIP_CDS_SERVER__BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT))
-    proc = subprocess.Popen(
-        [str(DIP_CDS), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{base}/readyz", proc)
+    env = {"DIP_CDS_LOGGING__LEVEL": "WARNING", "DIP_CDS_SERVER__BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT)}
+    with dip_cds_serve(home, **env) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def port_of(base: str) -> int:
