@@ -25,7 +25,14 @@ from werkzeug.exceptions import HTTPException
 from cds_service import metrics
 from cds_service.appdata import AppData, install
 from cds_service.body import TIMED_OUT, TOO_LARGE, BufferedBody
-from cds_service.config import SANDBOX_ISSUER, Settings, check_bind, load_settings
+from cds_service.config import (
+    SANDBOX_ISSUER,
+    ConfigError,
+    Settings,
+    check_bind,
+    cross_section_problems,
+    load_settings,
+)
 from cds_service.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -43,7 +50,7 @@ from cds_service.feedback import FeedbackStore, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
 from cds_service.logging_setup import configure_logging
-from cds_service.outbound import Allowlist, CanonicalUrl, UrlError, is_loopback_host
+from cds_service.outbound import Allowlist, CanonicalUrl, NotAllowed, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
 from cds_service.prefetch import Status, resolve
 from cds_service.registry import HookRequest, ServiceDefinition
@@ -152,8 +159,10 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def _audience() -> str:
-    base = _state().settings.server.public_base_url
-    return f"{base.rstrip('/')}{request.path}" if base else request.base_url
+    """The configured public URL + path; never derived from the request's Host header (the start
+    refuses ``jwt = "required"`` without ``server.public_base_url``)."""
+    base = _state().settings.server.public_base_url or ""
+    return f"{base.rstrip('/')}{request.path}"
 
 
 def _authenticate() -> Response | None:
@@ -184,14 +193,12 @@ def _service(service_id: str) -> ServiceDefinition:
 def _fhir_server(url: str) -> CanonicalUrl:
     """The canonical form of ``fhirServer`` when the caller (its JWT issuer) may name it."""
     allowlist = _state().fhir_servers.get(g.get("issuer"))
-    if allowlist is None:  # an issuer always has a list; never fall back to "anything"
-        raise UrlError("not an allowed FHIR server for this client")
     try:
+        if allowlist is None:  # every trusted issuer has a list: never fall back to "anything"
+            raise NotAllowed("no list")
         return allowlist.check(url)
-    except UrlError as exc:
-        if str(exc) == "not an allowed server":
-            raise UrlError("not an allowed FHIR server for this client") from None
-        raise
+    except NotAllowed:
+        raise UrlError("not an allowed FHIR server for this client") from None
 
 
 def _validate_hook_request(
@@ -480,6 +487,9 @@ def create_app(
     home_path = resolve_home(home)
     plugin_set = PluginSet(discover() if plugins is None else plugins)
     settings = settings if settings is not None else load_settings(home=home_path, plugins=plugin_set)
+    problems = cross_section_problems(settings.server, settings.security)  # also for hand-built Settings
+    if problems:
+        raise ConfigError(problems)
     check_bind(settings, bind_host)
     configure_logging(settings.logging.level, settings.logging.json)
 

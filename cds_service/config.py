@@ -363,17 +363,17 @@ def settings_from_mapping(
         except ValidationError as exc:
             problems += flatten_messages(exc.messages, section)
     if not problems:
-        problems += _cross_section_problems(loaded)
+        problems += cross_section_problems(loaded["server"], loaded["security"])
     if problems:
         raise ConfigError(problems)
     core = {name: loaded.pop(name) for name in CORE_SECTIONS}
     return Settings(**core, domains=loaded, source=source)
 
 
-def _cross_section_problems(loaded: Mapping[str, Any]) -> list[str]:
+def cross_section_problems(server: ServerSettings, security: SecuritySettings) -> list[str]:
     """Rules that span sections."""
     problems = []
-    if loaded["security"].jwt == "required" and not loaded["server"].public_base_url:
+    if security.jwt == "required" and not server.public_base_url:
         # The JWT ``aud`` must be the URL the EHR was configured with, never one derived from the
         # request's Host header (which the caller chooses: a token minted for another hospital's
         # service would pass when sent with that Host).

@@ -44,6 +44,10 @@ class UrlError(ValueError):
     """A URL the service refuses to call; the message names the rule, never the URL."""
 
 
+class NotAllowed(UrlError):
+    """A well-formed URL of a server that is not on the allowlist."""
+
+
 class OutboundError(Exception):
     """An outbound call failed. ``reason`` is for logs (no URL, token or identifier in it)."""
 
@@ -186,7 +190,7 @@ class Allowlist:
         """The canonical form of an allowed ``url``; :class:`UrlError` otherwise."""
         canonical = canonical_url(url)
         if not self.allows(canonical):
-            raise UrlError("not an allowed server")
+            raise NotAllowed("not an allowed server")
         return canonical
 
 

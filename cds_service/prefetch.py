@@ -164,11 +164,8 @@ def _fetch_all(
         except FetchError as exc:
             return None, exc.reason, time.perf_counter() - started
         problem = wrong_type(templates[key], value)
-        return (
-            (None, problem, time.perf_counter() - started)
-            if problem
-            else (value, None, time.perf_counter() - started)
-        )
+        elapsed = time.perf_counter() - started
+        return (None, problem, elapsed) if problem else (value, None, elapsed)
 
     # Always through the pool, even for one key: the wait below is a hard deadline that a
     # server trickling its response byte by byte cannot stretch.

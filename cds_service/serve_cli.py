@@ -4,8 +4,9 @@ Worker class ``gevent`` by default: each connection is a greenlet, so clients th
 send their headers or body (or idle keep-alive connections) wait without holding a worker — with
 ``sync`` workers two such clients block a two-worker service, ``/healthz`` included. Headers must
 arrive within ``--keepalive`` seconds and the body within ``server.body_timeout_seconds``
-(:mod:`cds_service.body` reads it completely before the app runs). The hook handlers are CPU-bound
-and short, so a greenlet runs each to completion; FHIR reads yield while they wait.
+(:mod:`cds_service.body` reads it completely before the app runs, then admits
+``server.max_concurrent_requests`` hook calls per worker at a time, so their prefetch deadlines do
+not run while they wait for each other's CPU). FHIR reads yield while they wait.
 
 Each worker builds its own app after the fork (own HTTP session, DB engine, thread pool) and
 pre-loads the reference data before taking requests. Prometheus runs in multiprocess mode with
