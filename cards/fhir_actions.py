@@ -64,7 +64,8 @@ def principal_diagnosis_action(
     if not condition_id:
         raise ValueError("the new principal diagnosis needs a Condition id")
     updated = copy.deepcopy(dict(encounter))
-    entries = [e for e in updated.get("diagnosis") or [] if isinstance(e, dict)]
+    diagnosis = updated.get("diagnosis")
+    entries = [e for e in diagnosis if isinstance(e, dict)] if isinstance(diagnosis, list) else []
     chosen = [e for e in entries if _reference_id(e.get("condition"), "Condition") == condition_id]
     if not chosen:
         if isinstance(condition, str):

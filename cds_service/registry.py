@@ -157,6 +157,9 @@ class HookRequest:
     fhir_authorization: dict[str, Any] | None = field(default=None, repr=False)  # never log
     extension: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # degradation notes a handler may show on a card
+    # the request's absolute deadline (``time.monotonic()``) for every outbound call: the FHIR
+    # client's, and the one a handler passes to other systems (e.g. a HIS endpoint)
+    deadline: float | None = None
 
     @property
     def patient_id(self) -> str:
@@ -206,10 +209,14 @@ def unpack(resource: Any) -> list[dict[str, Any]]:
         return []
     if resource.get("resourceType") == "Bundle":
         out = []
-        for entry in resource.get("entry") or []:
-            res = entry.get("resource") if isinstance(entry, dict) else None
+        entries = resource.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            res = entry.get("resource")
             # searchset "include"/"outcome" entries are not matches of the query
-            mode = (entry.get("search") or {}).get("mode") if isinstance(entry, dict) else None
+            search = entry.get("search")
+            mode = search.get("mode") if isinstance(search, dict) else None
             if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and mode in (None, "match"):
                 out.append(res)
         return out

@@ -25,7 +25,9 @@ def cost_of_stay(req: HookRequest, data: EncounterData, prices: PriceList) -> Co
     if config is None:
         return None
     try:
-        return HisCostClient(config).fetch(encounter_id=data.encounter_id, patient_id=req.patient_id)
+        return HisCostClient(config).fetch(
+            encounter_id=data.encounter_id, patient_id=req.patient_id, deadline=req.deadline
+        )
     except HisCostError as exc:
         req.notes.append(f"HIS 费用接口不可用：{exc}")
         log.warning("HIS cost endpoint failed: %s", exc)

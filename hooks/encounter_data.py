@@ -40,15 +40,13 @@ def is_inpatient(encounter: Mapping[str, Any] | None) -> bool:
     klass = encounter.get("class")
     klass = klass[0] if isinstance(klass, list) and klass else klass  # R5: list of CodeableConcepts
     if isinstance(klass, Mapping) and "coding" in klass:
-        codings = klass.get("coding")
-        codes = (
-            {c.get("code") for c in codings if isinstance(c, Mapping)} if isinstance(codings, list) else set()
-        )
+        coding = klass.get("coding")
+        found = [c.get("code") for c in coding if isinstance(c, Mapping)] if isinstance(coding, list) else []
     elif isinstance(klass, Mapping):
-        codes = {klass.get("code")}
+        found = [klass.get("code")]
     else:
         return True  # class not given: assume the EMR asked about a stay
-    codes = {c for c in codes if isinstance(c, str)}
+    codes = {code for code in found if isinstance(code, str)}
     return not codes or bool(codes & INPATIENT_CLASSES)
 
 

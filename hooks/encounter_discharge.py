@@ -77,11 +77,8 @@ def trace_lines(result: GroupResult) -> list[str]:
 
 
 def _system_label(concept: Any) -> str:
-    codings = (
-        [c for c in (concept or {}).get("coding") or [] if isinstance(c, dict)]
-        if isinstance(concept, dict)
-        else []
-    )
+    found = concept.get("coding") if isinstance(concept, dict) else None
+    codings = [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
     for coding in codings:
         info = identify_system(coding.get("system"))
         if info is not None:

@@ -34,13 +34,20 @@ SERVICES = {
 }
 
 
-def make_app(home: Path, *, services: Iterable[ServiceDefinition] = (), **sections: dict[str, Any]):
+def make_app(
+    home: Path,
+    *,
+    services: Iterable[ServiceDefinition] = (),
+    bind_host: str | None = None,
+    **sections: dict[str, Any],
+):
     """A real app on a temp data home with the given config sections (TOML shape): the installed
     plugins, plus a ``test`` plugin answering ``services`` (which exist only in this app)."""
     sections.setdefault("logging", {"level": "WARNING"})
     extra = tuple(services)
     plugins = [*discover(), Plugin(name="test", services=lambda: extra)]
-    return create_app(settings=settings_from_mapping(sections, plugins=plugins), home=home, plugins=plugins)
+    settings = settings_from_mapping(sections, plugins=plugins)
+    return create_app(settings=settings, home=home, plugins=plugins, bind_host=bind_host)
 
 
 def free_port() -> int:
@@ -208,6 +215,7 @@ class Route:
     delay: float = 0.0
     fail_times: int = 0  # answer 503 this many times first
     trickle: bool = False  # send the body one byte every 50 ms
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a redirect's Location
 
 
 @dataclass
@@ -283,7 +291,9 @@ class FhirServer:
                     yield data[i : i + 1]
 
             return Response(slowly(), route.status, mimetype="application/fhir+json")(environ, start_response)
-        return Response(payload, route.status, mimetype="application/fhir+json")(environ, start_response)
+        return Response(payload, route.status, headers=route.headers, mimetype="application/fhir+json")(
+            environ, start_response
+        )
 
 
 # ----------------------------------------------------------------------------- JWT keys
