@@ -15,20 +15,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
 from playwright.sync_api import ConsoleMessage, Page, Response, expect
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from hooks.demo_fhir import DEMO_DATA_DIR, FhirStore
 from tests.browser_helpers import ARTIFACTS, chromium, needs_chromium
+from tests.demo_fhir_helpers import serving
 from tests.service_helpers import dip_cds_server
 
 SANDBOX = Path(__file__).resolve().parents[2] / "shared" / "tools" / "cds-hooks-sandbox" / "build"
@@ -51,27 +50,21 @@ pytestmark = [
 # ----------------------------------------------------------------------------- the three servers
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
+def static_files(directory: Path):
+    """A WSGI app serving ``directory`` as a static site (``/`` is its index.html)."""
+    files = SharedDataMiddleware(NotFound(), {"/": str(directory)})
 
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") in ("", "/"):
+            environ["PATH_INFO"] = "/index.html"
+        return files(environ, start_response)
 
-@contextmanager
-def static_site(directory: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(directory)))
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return app
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    with static_site(SANDBOX) as url:
+    with serving(static_files(SANDBOX)) as url:
         yield url
 
 
