@@ -51,10 +51,14 @@ pytestmark = [
 
 
 def static_files(directory: Path):
-    """A WSGI app serving ``directory`` as a static site (``/`` is its index.html)."""
+    """A WSGI app serving ``directory`` as a static site (``/`` is its index.html). The build has no
+    favicon, which some Chromium versions ask for: no content rather than a 404 console error."""
     files = SharedDataMiddleware(NotFound(), {"/": str(directory)})
 
     def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/favicon.ico":
+            start_response("204 No Content", [])
+            return [b""]
         if environ.get("PATH_INFO") in ("", "/"):
             environ["PATH_INFO"] = "/index.html"
         return files(environ, start_response)
