@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cds_service.appdata import AppData
 from cds_service.plugins import Plugin
 from cds_service.registry import ServiceDefinition
 from hooks.cli import register
+
+if TYPE_CHECKING:
+    from cds_service.appdata import AppData
 
 # The card type each service answers with: its override reasons (cards/templates/override_reasons.toml,
 # a hospital's copy in the data home) name the reasons the Sandbox's feedback sends back by code only.
