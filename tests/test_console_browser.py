@@ -17,8 +17,8 @@ from sqlalchemy import select
 from console.demo_traffic import replay
 from console.imports import load_settle
 from console.models import assessments, stays
-from tests.browser_helpers import ARTIFACTS as ALL_ARTIFACTS
-from tests.browser_helpers import chromium, needs_chromium
+from tests.chromium_helpers import ARTIFACTS as ALL_ARTIFACTS
+from tests.chromium_helpers import chromium, needs_chromium
 from tests.console_helpers import PASSWORD, add_users, console_app, serving, settlement_output
 
 ARTIFACTS = ALL_ARTIFACTS / "console"

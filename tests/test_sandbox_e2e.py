@@ -26,7 +26,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from hooks.demo_fhir import DEMO_DATA_DIR, FhirStore
-from tests.browser_helpers import ARTIFACTS, chromium, needs_chromium
+from tests.chromium_helpers import ARTIFACTS, chromium, needs_chromium
 from tests.demo_fhir_helpers import serving
 from tests.service_helpers import dip_cds_server
 
