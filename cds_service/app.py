@@ -46,7 +46,7 @@ from cds_service.errors import (
     flatten_messages,
     operation_outcome,
 )
-from cds_service.feedback import FeedbackStore, default_database_url
+from cds_service.feedback import FeedbackStore, ReasonDisplay, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
 from cds_service.logging_setup import configure_logging
@@ -305,7 +305,7 @@ def _feedback(service_id: str) -> Response:
         data = _FEEDBACK_SCHEMA.load(body)
     except ValidationError as exc:
         raise BadRequest(flatten_messages(exc.messages)) from None
-    stored, duplicates = _state().feedback.store(svc.id, data["feedback"])
+    stored, duplicates = _state().feedback.store(svc.id, data["feedback"], _reason_display(svc))
     for item in data["feedback"]:
         metrics.FEEDBACK.labels(svc.id, item["outcome"], "yes").inc()
     log.info("feedback stored", extra={"service": svc.id, "stored": stored, "duplicates": duplicates})
@@ -332,7 +332,27 @@ def _parse_time(name: str) -> datetime | None:
 def _feedback_summary(service_id: str) -> Response:
     svc = _service(service_id)
     g.service = svc.id
-    return _json_response(_state().feedback.summary(svc.id, _parse_time("since"), _parse_time("until")))
+    summary = _state().feedback.summary(
+        svc.id, _parse_time("since"), _parse_time("until"), _reason_display(svc)
+    )
+    return _json_response(summary)
+
+
+def _reason_display(svc: ServiceDefinition) -> ReasonDisplay:
+    """The display of an override reason the service offers; a failing plugin costs the display,
+    never the feedback."""
+    data = _state().data
+
+    def display(system: str | None, code: str | None) -> str | None:
+        try:
+            return svc.reason_display(data, system, code)
+        except Exception as exc:  # noqa: BLE001 - plugin code; the feedback is stored regardless
+            log.warning(
+                "override reasons unavailable", extra={"service": svc.id, "error": type(exc).__name__}
+            )
+            return None
+
+    return display
 
 
 def _healthz() -> Response:

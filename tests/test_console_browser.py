@@ -8,29 +8,23 @@ import io
 import re
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import Page
 from sqlalchemy import select
 
 from console.demo_traffic import replay
 from console.imports import load_settle
 from console.models import assessments, stays
+from tests.chromium_helpers import ARTIFACTS as ALL_ARTIFACTS
+from tests.chromium_helpers import chromium, needs_chromium
 from tests.console_helpers import PASSWORD, add_users, console_app, serving, settlement_output
 
-pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).with_name("artifacts") / "console"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARTIFACTS = ALL_ARTIFACTS / "console"
 TODAY = date.today()
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Chromium is not installed (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +45,8 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

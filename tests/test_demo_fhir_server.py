@@ -209,6 +209,18 @@ def test_every_demo_resource_is_labelled_demo_and_fictional():
         assert "虚构" in patient["name"][0]["text"]
 
 
+def test_demo_patients_and_conditions_carry_what_the_cds_hooks_sandbox_reads():
+    """The Sandbox shows ``name[0].given.join(' ') + family`` (a name with only ``text`` breaks it
+    before any hook fires) and lists Conditions by ``code.text``; the full name stays in ``text``."""
+    store = FhirStore.from_directory(DEMO_DATA_DIR)
+    for patient in store.by_type["Patient"].values():
+        name = patient["name"][0]
+        assert name["family"] and name["given"] and all(name["given"]), patient["id"]
+        assert name["text"].startswith(name["family"] + name["given"][0]), patient["id"]
+    for condition in store.by_type["Condition"].values():
+        assert condition["code"]["text"].strip(), condition["id"]
+
+
 def _codes(store: FhirStore, system_suffix: str) -> set[str]:
     found = set()
     for rtype in ("Condition", "Procedure"):
