@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "hooks.cli",
     "settlement.cli",
     "costing.cli",
+    "browser_plugin.cli",
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from browser_plugin.settings import PluginSettings, PluginSettingsSchema
 from costing.his import PLACEHOLDERS as HIS_PLACEHOLDERS
 from costing.his import HisCostConfig
 from dip_engine.pricing import insurance_key
@@ -25,7 +26,7 @@ from dip_engine.rules import RulesError, check_region_code
 
 ENV_CONFIG = "DIP_CDS_CONFIG"
 ENV_PREFIX = "DIP_CDS_"
-SECTIONS = ("server", "security", "prefetch", "feedback", "logging", "metrics", "dip", "costing")
+SECTIONS = ("server", "security", "prefetch", "feedback", "logging", "metrics", "dip", "costing", "plugin")
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
@@ -157,6 +158,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     dip: DipSettings = field(default_factory=DipSettings)
     costing: CostingSettings = field(default_factory=CostingSettings)
+    plugin: PluginSettings = field(default_factory=PluginSettings)
     source: str = "defaults"  # where the settings came from (for logs / readyz)
 
 
@@ -316,6 +318,7 @@ _SCHEMAS: dict[str, type[Schema]] = {
     "metrics": _MetricsSchema,
     "dip": _DipSchema,
     "costing": _CostingSchema,
+    "plugin": PluginSettingsSchema,
 }
 
 
@@ -418,6 +421,7 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
         metrics=MetricsSettings(**loaded["metrics"]),
         dip=DipSettings(**loaded["dip"]),
         costing=CostingSettings(his=his),
+        plugin=loaded["plugin"],
         source=source,
     )
     if settings.security.jwt == "required" and not settings.security.trusted_issuers():

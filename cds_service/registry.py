@@ -137,7 +137,7 @@ def discovery_document() -> dict[str, Any]:
 def register_optional_blueprints(app: Any) -> list[str]:
     """Mount blueprints of packages that may not exist yet (e.g. ``terminology.fhir_api``)."""
     mounted = []
-    for module_name, attr in (("terminology.fhir_api", "blueprint"),):
+    for module_name, attr in (("terminology.fhir_api", "blueprint"), ("browser_plugin.api", "blueprint")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
