@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 from flask_cors.core import FLASK_CORS_EVALUATED, get_cors_options, set_cors_headers
 
+import widget
 from browser_plugin import tokens
 from browser_plugin.render import detail_html
 from browser_plugin.settings import PluginSettings
@@ -47,12 +48,12 @@ access_log = logging.getLogger("dip_cds.access")
 
 blueprint = Blueprint("browser_plugin", __name__, url_prefix="/plugin")
 
-WIDGET_PACKAGE = "widget"
+WIDGET_DIR = Path(widget.__file__).parent
 ASSETS = {
     "dip-cds.js": "text/javascript; charset=utf-8",
     "dip-cds.css": "text/css; charset=utf-8",
 }
-SCHEMA_PACKAGE = "browser_plugin.schemas"
+SCHEMA_DIR = Path(__file__).with_name("schemas")
 SCHEMAS = ("check-request.schema.json", "check-response.schema.json")
 SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 EXTENSION_KEY = "dip_cds.plugin"
@@ -95,7 +96,9 @@ def _plugin() -> _PluginState:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, mimetype="application/json")
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, mimetype="application/json"
+    )
 
 
 # ----------------------------------------------------------------------------- origins and tokens
@@ -232,7 +235,9 @@ def _token() -> Response:
     body = read_json_body() if raw else {}
     origin = body.get("origin")
     plugin = _plugin()
-    if origin is not None and (not isinstance(origin, str) or origin.rstrip("/") not in plugin.settings.allowed_origins):
+    if origin is not None and (
+        not isinstance(origin, str) or origin.rstrip("/") not in plugin.settings.allowed_origins
+    ):
         raise BadRequest("origin: must be one of [plugin] allowed_origins")
     subject = getattr(g, "plugin_subject", None) or "anonymous"
     issued = tokens.issue(
@@ -249,19 +254,19 @@ def _token() -> Response:
 
 
 @lru_cache(maxsize=8)
-def _asset(package: str, name: str) -> tuple[bytes, str]:
-    data = resources.files(package).joinpath(name).read_bytes()
-    return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+def _asset(directory: Path, name: str) -> tuple[bytes, str]:
+    data = (directory / name).read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:32]
 
 
-def _static(package: str, name: str, mimetype: str) -> Response:
-    data, etag = _asset(package, name)
-    if etag in request.if_none_match:
+def _static(directory: Path, name: str, mimetype: str) -> Response:
+    data, etag = _asset(directory, name)
+    if request.if_none_match.contains(etag):
         resp = Response(status=304)
     else:
         resp = Response(data, 200, mimetype=mimetype.split(";")[0])
         resp.headers["Content-Type"] = mimetype
-    resp.headers["ETag"] = etag
+    resp.set_etag(etag)
     resp.headers["Cache-Control"] = "public, max-age=300"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
@@ -273,13 +278,13 @@ def _static(package: str, name: str, mimetype: str) -> Response:
 def _widget(name: str) -> Response:
     if name not in ASSETS:
         raise NotFound(f"no such plugin file {name!r}")
-    return _static(WIDGET_PACKAGE, name, ASSETS[name])
+    return _static(WIDGET_DIR, name, ASSETS[name])
 
 
 def _schema(name: str) -> Response:
     if name not in SCHEMAS:
         raise NotFound(f"no such schema {name!r}")
-    return _static(SCHEMA_PACKAGE, name, "application/schema+json; charset=utf-8")
+    return _static(SCHEMA_DIR, name, "application/schema+json; charset=utf-8")
 
 
 # ----------------------------------------------------------------------------- CORS + access log
@@ -295,9 +300,12 @@ def _before() -> None:
 @blueprint.after_request
 def _after(resp: Response) -> Response:
     if request.path.startswith("/plugin/v1/") and not hasattr(resp, FLASK_CORS_EVALUATED):
+        # The service's open CORS ('*', also put on error responses before this runs) must not apply here.
+        for name in [h for h in resp.headers.keys() if h.lower().startswith("access-control-")]:
+            del resp.headers[name]
         if request.path != "/plugin/v1/token":
             set_cors_headers(resp, _plugin().cors)  # allowed origins only; nothing for any other
-        setattr(resp, FLASK_CORS_EVALUATED, True)  # the service's open CORS must not add '*'
+        setattr(resp, FLASK_CORS_EVALUATED, True)
     started = getattr(g, "plugin_started", None)
     if started is not None and request.method == "POST":
         seconds = time.perf_counter() - started
@@ -311,7 +319,11 @@ def _after(resp: Response) -> Response:
                 "method": request.method,
                 "hook_instance": getattr(g, "hook_instance", None),
                 "status": resp.status_code,
-                "outcome": "ok" if resp.status_code < 400 else "rejected" if resp.status_code < 500 else "error",
+                "outcome": "ok"
+                if resp.status_code < 400
+                else "rejected"
+                if resp.status_code < 500
+                else "error",
                 "duration_ms": round(seconds * 1000, 2),
                 "cards": getattr(g, "cards", None),
             },

@@ -30,8 +30,15 @@ def _serve(app, host: str, port: int):
 
 
 @click.command("demo-his")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (keep loopback: demo only).")
-@click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="The demo HIS pages.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (keep loopback: demo only).",
+)
+@click.option(
+    "--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="The demo HIS pages."
+)
 @click.option(
     "--service-url",
     default=None,
@@ -41,12 +48,28 @@ def _serve(app, host: str, port: int):
     "--service-port", default=8080, show_default=True, type=click.IntRange(1, 65535),
     help="Port of the service started here (without --service-url).",
 )  # fmt: skip
-@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="HIS signing key (EC P-384 PEM) for page tokens.")
-@click.option("--iss", default="https://his.demo.example.cn", show_default=True, help="Issuer of the HIS's JWTs (with --key).")
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="HIS signing key (EC P-384 PEM) for page tokens.",
+)
+@click.option(
+    "--iss",
+    default="https://his.demo.example.cn",
+    show_default=True,
+    help="Issuer of the HIS's JWTs (with --key).",
+)
 @click.option("--kid", default="demo-his", show_default=True, help="Key id of the HIS's JWTs (with --key).")
 @click.pass_context
 def demo_his_command(
-    ctx: click.Context, host: str, port: int, service_url: str | None, service_port: int, key: str | None, iss: str, kid: str
+    ctx: click.Context,
+    host: str,
+    port: int,
+    service_url: str | None,
+    service_port: int,
+    key: str | None,
+    iss: str,
+    kid: str,
 ) -> None:
     """Serve a fictional 医生工作站 (demo data only) with the DIP-CDS panel.
 
@@ -78,7 +101,9 @@ def demo_his_command(
     servers.append(_serve(create_demo_his(service_url, signer), host, port))
     for server in servers[:-1]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    click.echo(f"demo HIS (演示数据，虚构) at {his_origin}/workstation/ (panel) and {his_origin}/plain/ (for the extension)")
+    click.echo(
+        f"demo HIS (演示数据，虚构) at {his_origin}/workstation/ (panel) and {his_origin}/plain/ (for the extension)"
+    )
     click.echo(f"dip-cds service: {service_url}")
     try:
         servers[-1].serve_forever()

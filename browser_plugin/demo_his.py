@@ -21,7 +21,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ import requests
 from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+import costing
 from hooks.demo_fhir import create_app as create_demo_fhir_app
 
 ASSET_DIR = Path(__file__).with_name("demo_his")
@@ -54,12 +54,14 @@ class HisSigner:
     def token(self, audience: str) -> str:
         now = int(time.time())
         claims = {"iss": self.iss, "aud": audience, "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
-        return jwt.encode(claims, self.private_key_pem, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"})
+        return jwt.encode(
+            claims, self.private_key_pem, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"}
+        )
 
 
 def orderables() -> list[dict[str, Any]]:
     """What the order form offers: the sample price list, each line as a drug, procedure or item."""
-    text = resources.files("costing").joinpath(PRICES).read_text(encoding="utf-8")
+    text = (Path(costing.__file__).parent / PRICES).read_text(encoding="utf-8")
     items = []
     for row in csv.DictReader(text.splitlines()):
         code = row["项目编码"]
@@ -101,7 +103,9 @@ class HisData:
 
     def patients(self) -> list[dict[str, Any]]:
         out = []
-        for bed, patient in enumerate(sorted(self.store.by_type.get("Patient", {}).values(), key=lambda p: p["id"]), 1):
+        for bed, patient in enumerate(
+            sorted(self.store.by_type.get("Patient", {}).values(), key=lambda p: p["id"]), 1
+        ):
             enc = self._open_encounter(patient["id"])
             if enc is None:
                 continue
@@ -126,9 +130,17 @@ class HisData:
         diagnoses.sort(key=lambda d: (d["rank"] is None, d["rank"] or 0))
         name = (patient.get("name") or [{}])[0].get("text") or patient_id
         return {
-            "patient": {"id": patient_id, "name": name, "gender": patient.get("gender"), "age": _age(patient.get("birthDate"))},
-            "encounter": {"id": enc["id"], "start": (enc.get("period") or {}).get("start"),
-                          "department": (enc.get("serviceType") or {}).get("text")},  # fmt: skip
+            "patient": {
+                "id": patient_id,
+                "name": name,
+                "gender": patient.get("gender"),
+                "age": _age(patient.get("birthDate")),
+            },
+            "encounter": {
+                "id": enc["id"],
+                "start": (enc.get("period") or {}).get("start"),
+                "department": (enc.get("serviceType") or {}).get("text"),
+            },  # fmt: skip
             "doctor": DOCTOR,
             "diagnoses": diagnoses,
         }
@@ -207,7 +219,9 @@ def create_demo_his(service_url: str | None = None, signer: HisSigner | None = N
         if app.config["SIGNER"] is not None:
             headers["Authorization"] = "Bearer " + app.config["SIGNER"].token(url)
         try:
-            resp = requests.post(url, json={"origin": request.host_url.rstrip("/")}, headers=headers, timeout=5)
+            resp = requests.post(
+                url, json={"origin": request.host_url.rstrip("/")}, headers=headers, timeout=5
+            )
         except requests.RequestException:
             return jsonify({"error": "dip-cds service unreachable"}), 502
         if resp.status_code != 200:
@@ -218,13 +232,24 @@ def create_demo_his(service_url: str | None = None, signer: HisSigner | None = N
     def apply_transaction() -> Response:
         """The HIS's FHIR endpoint for accepted suggestions (a transaction Bundle), recorded in memory."""
         bundle = request.get_json(silent=True)
-        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+        if (
+            not isinstance(bundle, dict)
+            or bundle.get("resourceType") != "Bundle"
+            or bundle.get("type") != "transaction"
+        ):
             return jsonify({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid",
                             "diagnostics": "a transaction Bundle is required"}]}), 400  # fmt: skip
         entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
         with lock:
             app.config["APPLIED"] = (app.config["APPLIED"] + [bundle])[-MAX_APPLIED:]
-        statuses = [{"response": {"status": "200 OK" if (e.get("request") or {}).get("method") != "POST" else "201 Created"}} for e in entries]
+        statuses = [
+            {
+                "response": {
+                    "status": "200 OK" if (e.get("request") or {}).get("method") != "POST" else "201 Created"
+                }
+            }
+            for e in entries
+        ]
         return jsonify({"resourceType": "Bundle", "type": "transaction-response", "entry": statuses})
 
     @app.get("/his/api/applied")
