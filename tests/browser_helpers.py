@@ -1,0 +1,79 @@
+"""Real-browser test pieces: the distribution's Chromium under Playwright, the demo HIS and the service.
+
+One browser per test module (start-up is the slow part); every page records console errors and
+uncaught exceptions, and a test fails on any of them. Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from cds_service.feedback import feedback_table
+from tests.plugin_helpers import ARTIFACTS
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (.ci/run installs it with apt)")
+
+
+@contextmanager
+def playwright_session() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+class ConsoleWatch:
+    """Console errors and page exceptions of a page (a browser test fails on any)."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        self.expected: list[str] = []
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console {m.text} @ {m.location}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror {e}"))
+
+    def expect(self, text: str) -> None:
+        """A console error the test provokes on purpose (e.g. the browser's own note of a failed request)."""
+        self.expected.append(text)
+
+    def assert_clean(self) -> None:
+        unexpected = [e for e in self.errors if not any(x in e for x in self.expected)]
+        assert unexpected == [], unexpected
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def feedback_rows(home: Path) -> list[Any]:
+    engine = create_engine(f"sqlite:///{home / 'feedback.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(feedback_table)))
+    finally:
+        engine.dispose()
