@@ -117,3 +117,62 @@ def demo_his_command(
 @click.group("plugin")
 def plugin_group() -> None:
     """The browser plugin: build the browser extension for HIS pages a hospital cannot edit."""
+
+
+@plugin_group.command("build-extension")
+@click.option("--output", type=click.Path(file_okay=False), default="dist/extension", show_default=True)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False),
+    help="The hospital's RSA key (PEM; created if missing, keep it): fixes the extension id and signs the .crx.",
+)
+@click.option("--update-url", help="Where the hospital serves updates.xml (policy and .crx location).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The extension's configuration (JSON, as the options page exports it) to push by policy.",
+)
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False),
+    help="Extension sources (default: browser-extension/).",
+)
+@click.option(
+    "--unpacked",
+    is_flag=True,
+    help="Write the unpacked extension (for chrome://extensions → 加载已解压的扩展程序).",
+)
+def build_extension_command(
+    output: str,
+    key: str | None,
+    update_url: str | None,
+    config_file: str | None,
+    source: str | None,
+    unpacked: bool,
+) -> None:
+    """Build the browser extension: the .zip; with --key also the signed .crx, updates.xml and the
+    enterprise policy JSON (force-install, host limits, managed configuration)."""
+    import json
+
+    from browser_plugin.extension import SOURCE_DIR, ExtensionBuildError, build
+
+    config = None
+    if config_file:
+        try:
+            config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{config_file}: not JSON ({exc})") from None
+    try:
+        written = build(
+            Path(output),
+            key_path=Path(key) if key else None,
+            update_url=update_url,
+            config=config,
+            source=Path(source) if source else SOURCE_DIR,
+            unpacked=unpacked,
+        )
+    except ExtensionBuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(str(path))

@@ -108,11 +108,14 @@ export class Panel {
       host.style.setProperty(k, v, 'important');
     }
     this.#build();
-    styles().then((s) => {
-      root.adoptedStyleSheets = [s];
+    const show = () => {
       host.style.setProperty('visibility', 'visible', 'important');
       this.#place(this.state.x, this.state.y);
-    }, () => host.style.setProperty('visibility', 'visible', 'important'));
+    };
+    styles().then((s) => {
+      root.adoptedStyleSheets = [s];
+      show();
+    }, show);
     this.onKey = (e) => {
       if (this.opts.hotkey !== 'off' && e.altKey && e.shiftKey && e.code === 'KeyY') {
         e.preventDefault();
@@ -299,12 +302,7 @@ export class Panel {
       this.render(result, performance.now() - started);
       return result;
     } catch (err) {
-      if (seq === this.seq) {
-        this.#status(err.message, 'error');
-        this.panel.setAttribute('data-level', 'error');
-        this.#announce(err.message, true);
-        this.#emit('error', { message: err.message });
-      }
+      if (seq === this.seq) this.error(err.message);
       return { error: err.message, cards: [] };
     } finally {
       if (seq === this.seq) this.panel.classList.remove('busy');
@@ -312,6 +310,14 @@ export class Panel {
   }
 
   // ---------------------------------------------------------------- rendering
+
+  // Show a problem (the check failed, or the page lacks what a check needs) and announce it.
+  error(message) {
+    this.#status(message, 'error');
+    this.panel.setAttribute('data-level', 'error');
+    this.#announce(message, true);
+    this.#emit('error', { message });
+  }
 
   render(result, ms) {
     const cards = (result && result.cards) || [];

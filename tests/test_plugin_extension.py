@@ -1,0 +1,208 @@
+"""The browser extension, built by our build and loaded unpacked into Chromium, on the demo HIS page
+that has no script tag: configured on its options page, it shows the panel and checks on the
+page's own sign button. Also: the .crx we write is byte-for-byte what Chromium writes."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from browser_plugin.demo_his import HisSigner, create_demo_his
+from browser_plugin.extension import (
+    build,
+    collect,
+    crx3,
+    enterprise_policy,
+    host_patterns,
+    load_or_create_key,
+)
+from tests.browser_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    ConsoleWatch,
+    feedback_rows,
+    playwright_session,
+    require_chromium,
+    screenshot,
+)
+from tests.demo_fhir_helpers import serving
+from tests.plugin_helpers import plugin_service
+from tests.service_helpers import ec_key, public_jwk
+
+HIS_ISS = "https://his.demo.example.cn"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    require_chromium()
+    key = ec_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    his = create_demo_his(signer=HisSigner(pem, HIS_ISS, "his-1"))
+    home = tmp_path_factory.mktemp("home")
+    with serving(his) as his_url:
+        service = plugin_service(
+            home,
+            security={
+                "jwt": "required",
+                "issuers": [{"iss": HIS_ISS, "jwks": {"keys": [public_jwk(key, "his-1", "ES384")]}}],
+            },
+            plugin={"allowed_origins": [his_url]},
+        )
+        with serving(service) as service_url:
+            his.config["SERVICE_URL"] = service_url
+            yield SimpleNamespace(his=his_url, service=service_url, home=home)
+
+
+@pytest.fixture(scope="module")
+def extension(tmp_path_factory):
+    out = tmp_path_factory.mktemp("extension")
+    key_path = out.parent / "extension-key.pem"
+    build(out / "unpacked", key_path=key_path, unpacked=True)
+    return SimpleNamespace(path=out / "unpacked", id=collect(key=load_or_create_key(key_path)).extension_id)
+
+
+@pytest.fixture(scope="module")
+def browser(stack, extension, tmp_path_factory):
+    """MV3 extensions need a persistent context; Playwright's headless mode is Chromium's new headless."""
+    with playwright_session() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            viewport=VIEWPORT,
+            locale="zh-CN",
+            args=[
+                *CHROMIUM_ARGS,
+                f"--disable-extensions-except={extension.path}",
+                f"--load-extension={extension.path}",
+            ],
+        )
+        worker = (
+            context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+        )
+        yield SimpleNamespace(context=context, worker=worker)
+        context.close()
+
+
+def configure(browser, extension, stack) -> ConsoleWatch:
+    page = browser.context.new_page()
+    watch = ConsoleWatch(page)
+    page.goto(f"chrome-extension://{extension.id}/options.html")
+    page.locator("body[data-ready=true]").wait_for()
+    page.fill("input[name=serviceUrl]", stack.service + "/")
+    page.fill("textarea[name=pages]", f"{stack.his}/plain/*")
+    page.fill("input[name=signButton]", "#sign-btn")
+    page.fill("input[name=tokenUrl]", "/his/api/cds-token")
+    page.fill("input[name=fhirServer]", f"{stack.his}/fhir")
+    sources = {  # one of each way a page can be read
+        "patientId": ("selector", "#patient-id", ""),
+        "encounterId": ("xhr", "/his/api/chart", "encounter.id"),
+        "userId": ("global", "HIS.doctorId", ""),
+        "draftOrders": ("selector", "tr.order-row", ""),
+    }
+    for key, (source, value, path) in sources.items():
+        page.select_option(f"select[name='{key}.from']", source)
+        page.fill(f"input[name='{key}.value']", value)
+        page.fill(f"input[name='{key}.path']", path)
+    screenshot(page, "extension-options")
+    page.click("button[type=submit]")
+    page.locator("#result.ok").wait_for()
+    assert page.locator("#result").inner_text() == "已保存，刷新 HIS 页面后生效"
+    page.close()
+    return watch
+
+
+def test_the_extension_id_is_the_one_the_build_computed_from_the_key(browser, extension):
+    assert browser.worker.url == f"chrome-extension://{extension.id}/background.js"
+
+
+def test_options_refuse_an_unusable_configuration(browser, extension):
+    page = browser.context.new_page()
+    watch = ConsoleWatch(page)
+    page.goto(f"chrome-extension://{extension.id}/options.html")
+    page.locator("body[data-ready=true]").wait_for()
+    page.fill("input[name=serviceUrl]", "ftp://cds")
+    page.fill("textarea[name=pages]", "his.hospital.cn")
+    page.click("button[type=submit]")
+    errors = page.locator("#result.error").inner_text()
+    assert "服务地址必须是 http(s) 地址" in errors and "页面地址模式无效：his.hospital.cn" in errors
+    page.close()
+    watch.assert_clean()
+
+
+def test_the_extension_shows_the_panel_on_a_page_without_the_script_tag(browser, extension, stack):
+    options_watch = configure(browser, extension, stack)
+    page = browser.context.new_page()
+    watch = ConsoleWatch(page)
+    page.goto(f"{stack.his}/plain/")
+    page.locator("body[data-ready=true]").wait_for()
+    assert page.locator("dip-cds-panel").count() == 0  # no script tag on this page
+    page.locator("dip-cds-host header.bar").wait_for()
+    page.click("button[data-patient=demo-stroke]")
+    page.locator("#diagnosis-rows tr[data-condition]").first.wait_for()
+    option = page.locator("#order-item option", has_text=" XY0005 ").first
+    page.select_option("#order-item", value=option.get_attribute("value"))
+    page.click("#order-form button[type=submit]")
+    page.click("#sign-btn")
+    card = page.locator("dip-cds-host li.card").first
+    card.wait_for()
+    assert card.get_attribute("data-indicator") == "warning"
+    assert "I63.9" in card.locator(".summary").inner_text()
+    card.locator(".summary").click()
+    assert "¥4,980.00" in card.locator(".detail table").inner_text()  # the order read from the page's rows
+    screenshot(page, "extension-panel")
+    card.locator("button.dismiss").click()
+    card.locator("form.override label.reason").first.locator("input").check()
+    card.locator("form.override textarea").fill("扩展忽略测试")
+    card.locator("form.override button[type=submit]").click()
+    card.locator(".outcome", has_text="已忽略").wait_for()
+    rows = [r for r in feedback_rows(stack.home) if r.user_comment == "扩展忽略测试"]
+    assert [(r.service_id, r.outcome, r.override_code) for r in rows] == [
+        ("dip-order-sign", "overridden", "clinically-necessary")
+    ]
+    page.close()
+    watch.assert_clean()
+    options_watch.assert_clean()
+
+
+def test_the_crx_we_write_is_byte_for_byte_what_chromium_writes(tmp_path, extension):
+    require_chromium()
+    key_path = extension.path.parent.parent / "extension-key.pem"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--pack-extension={extension.path}",
+            f"--pack-extension-key={key_path}",
+        ],  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    theirs = extension.path.with_suffix(".crx").read_bytes()
+    (header_length,) = struct.unpack("<I", theirs[8:12])
+    archive = theirs[12 + header_length :]
+    assert crx3(archive, load_or_create_key(key_path)) == theirs
+
+
+def test_the_enterprise_policy_force_installs_and_limits_the_extension_to_the_his_and_the_service():
+    config = {"serviceUrl": "https://cds.hospital.cn/", "pages": ["https://his.hospital.cn/doctor/*"]}
+    policy = enterprise_policy(
+        "a" * 32, "https://cds.hospital.cn/ext/updates.xml", host_patterns(config), config
+    )
+    settings = policy["ExtensionSettings"]["a" * 32]
+    assert settings["installation_mode"] == "force_installed"
+    assert settings["runtime_allowed_hosts"] == ["*://his.hospital.cn", "*://cds.hospital.cn"]
+    assert settings["runtime_blocked_hosts"] == ["*://*"]
+    assert policy["3rdparty"]["extensions"]["a" * 32] == config
+    assert json.loads(json.dumps(policy)) == policy
