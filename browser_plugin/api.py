@@ -30,17 +30,18 @@ import widget
 from browser_plugin import tokens
 from browser_plugin.render import detail_html
 from browser_plugin.settings import PluginSettings
-from cds_service import registry
 from cds_service.app import (
     invoke_service,
     jwt_verifier,
     read_json_body,
     request_audience,
     service_home,
+    service_registry,
     service_settings,
     store_feedback,
 )
 from cds_service.errors import BadRequest, NotFound, ServiceError
+from cds_service.registry import ServiceDefinition
 from cds_service.security import AuthError
 
 log = logging.getLogger("dip_cds.plugin")
@@ -74,7 +75,7 @@ class NotSupported(ServiceError):
 
 class _PluginState:
     def __init__(self) -> None:
-        self.settings: PluginSettings = service_settings().plugin
+        self.settings = service_settings().section("plugin", PluginSettings)
         self.secret = tokens.load_or_create_secret(service_home(), self.settings.token_secret)
         self.cors = get_cors_options(
             current_app,
@@ -156,15 +157,16 @@ def is_3101_payload(body: dict[str, Any]) -> bool:
     return isinstance(data, dict) and "patient_dtos" in data
 
 
-def services_for(hook: Any) -> list[registry.ServiceDefinition]:
+def services_for(hook: Any) -> list[ServiceDefinition]:
     """The services one check runs: ``[plugin] services`` for the hook, else every one answering it."""
     if not isinstance(hook, str) or not hook:
         raise BadRequest("hook: required (e.g. order-sign)")
+    registry = service_registry()
     configured = _plugin().settings.services.get(hook)
     if configured:
         found = [registry.get(sid) for sid in configured]
         return [svc for svc in found if svc is not None and svc.hook == hook]
-    found = sorted((s for s in registry.services().values() if s.hook == hook), key=lambda s: s.id)
+    found = sorted((s for s in registry if s.hook == hook), key=lambda s: s.id)
     if not found:
         raise BadRequest(f"hook: no service answers {hook!r}")
     return found
@@ -190,7 +192,7 @@ def run_check(body: dict[str, Any]) -> dict[str, Any]:
     errors: list[ServiceError] = []
     for svc in services_for(body.get("hook")):
         try:
-            answer = invoke_service(svc, body)
+            answer = invoke_service(svc, body, channel="plugin")
         except ServiceError as exc:
             errors.append(exc)
             results.append({"id": svc.id, "status": exc.status, "problems": exc.problems})
@@ -217,7 +219,7 @@ def _check() -> Response:
 def _feedback() -> Response:
     body = read_json_body()
     service_id = body.get("service")
-    if not isinstance(service_id, str) or registry.get(service_id) is None:
+    if not isinstance(service_id, str) or service_registry().get(service_id) is None:
         raise NotFound("service: name the service whose card this is (the card's 'service')")
     g.service = service_id
     return _json(store_feedback(service_id, {"feedback": body.get("feedback")}))

@@ -77,6 +77,7 @@ def demo_his_command(
     for the browser extension. The demo FHIR data is served at /fhir.
     """
     from browser_plugin.demo_his import HisSigner, create_demo_his
+    from browser_plugin.settings import PluginSettings
 
     signer = HisSigner(Path(key).read_bytes(), iss, kid) if key else None
     his_origin = f"http://{host}:{port}"
@@ -91,10 +92,10 @@ def demo_his_command(
             settings = load_settings(home=home)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-        plugin = dataclasses.replace(
-            settings.plugin, allowed_origins=(*settings.plugin.allowed_origins, his_origin)
-        )
-        service = create_app(settings=dataclasses.replace(settings, plugin=plugin), home=home)
+        plugin = settings.section("plugin", PluginSettings)
+        plugin = dataclasses.replace(plugin, allowed_origins=(*plugin.allowed_origins, his_origin))
+        domains = {**settings.domains, "plugin": plugin}
+        service = create_app(settings=dataclasses.replace(settings, domains=domains), home=home)
         preload(service)
         servers.append(_serve(service, host, service_port))
         service_url = f"http://{host}:{service_port}"

@@ -1,16 +1,19 @@
-"""``[plugin]``: the browser plugin's configuration (HIS origins, services per hook, page tokens).
+"""``[plugin]`` in config.toml: the browser plugin (HIS origins, services per hook, page tokens).
 
-Everything a hospital changes for the panel lives here, validated at start-up with the rest of the
-service configuration (env overrides ``DIP_CDS_PLUGIN__<KEY>`` work as for every section).
+Validated at start-up with the rest of the configuration; env overrides ``DIP_CDS_PLUGIN__<KEY>``
+work as for every section.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, post_load, validate
+
+from cds_service.config import SectionSchema
 
 HOOKS = ("patient-view", "order-select", "order-sign", "encounter-start", "encounter-discharge")
 
@@ -25,7 +28,7 @@ class PluginSettings:
 
     enabled: bool = True
     allowed_origins: tuple[str, ...] = ()
-    services: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    services: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     token_ttl_seconds: int = 600
     token_secret: str | None = field(default=None, repr=False)
 
@@ -46,22 +49,18 @@ def _services(value: dict[str, Any]) -> None:
             raise ValidationError(f"{hook}: a non-empty list of service ids")
 
 
-class PluginSettingsSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    enabled = fields.Boolean(load_default=True)
-    allowed_origins = fields.List(fields.String(validate=_origin), load_default=list)
-    services = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict, validate=_services)
-    token_ttl_seconds = fields.Integer(load_default=600, validate=validate.Range(min=30, max=3600))
-    token_secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=32))
+class PluginSettingsSchema(SectionSchema):
+    settings_class = PluginSettings
+    enabled = fields.Boolean()
+    allowed_origins = fields.List(fields.String(validate=_origin))
+    services = fields.Dict(keys=fields.String(), values=fields.Raw(), validate=_services)
+    token_ttl_seconds = fields.Integer(validate=validate.Range(min=30, max=3600))
+    token_secret = fields.String(allow_none=True, validate=validate.Length(min=32))
 
     @post_load
-    def _build(self, data: dict[str, Any], **_: Any) -> PluginSettings:
-        return PluginSettings(
-            enabled=data["enabled"],
-            allowed_origins=tuple(o.rstrip("/") for o in data["allowed_origins"]),
-            services={hook: tuple(ids) for hook, ids in data["services"].items()},
-            token_ttl_seconds=data["token_ttl_seconds"],
-            token_secret=data["token_secret"],
-        )
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        if "allowed_origins" in data:
+            data["allowed_origins"] = [o.rstrip("/") for o in data["allowed_origins"]]
+        if "services" in data:
+            data["services"] = {hook: tuple(ids) for hook, ids in data["services"].items()}
+        return super()._build(data, **kwargs)

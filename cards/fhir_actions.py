@@ -81,9 +81,15 @@ def principal_diagnosis_action(
         entries.append(entry)
         chosen = [entry]
     others = [e for e in entries if e is not chosen[0]]
-    others.sort(key=lambda e: e.get("rank") if isinstance(e.get("rank"), int) else 10**6)
+    others.sort(key=_rank)
     ordered = [chosen[0], *others]
     for rank, entry in enumerate(ordered, start=1):
         entry["rank"] = rank
     updated["diagnosis"] = ordered
     return update_action(description or f"将 Condition/{condition_id} 设为主要诊断（排序第 1）", updated)
+
+
+def _rank(entry: dict[str, Any]) -> int:
+    """An entry's rank for ordering; unranked entries go last."""
+    rank = entry.get("rank")
+    return rank if isinstance(rank, int) else 10**6

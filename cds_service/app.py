@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from flask_cors import CORS
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from cds_service import metrics, registry
-from cds_service.appdata import AppData, get_app_data, install
+from cds_service import metrics
+from cds_service.appdata import AppData, install
 from cds_service.config import Settings, load_settings
 from cds_service.errors import (
     BadRequest,
@@ -38,8 +39,9 @@ from cds_service.feedback import FeedbackStore, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
 from cds_service.logging_setup import configure_logging
+from cds_service.plugins import Plugin, PluginSet, discover
 from cds_service.prefetch import Status, resolve
-from cds_service.registry import HookRequest
+from cds_service.registry import HookRequest, ServiceDefinition, ServiceRegistry
 from cds_service.responses import build_response
 from cds_service.schemas import CONTEXT_SCHEMAS, FeedbackRequestSchema, HookRequestSchema
 from cds_service.security import AuthError, JwtVerifier
@@ -54,14 +56,18 @@ _FEEDBACK_SCHEMA = FeedbackRequestSchema()
 
 
 class ServiceState:
-    """Per-app objects built once from the settings."""
+    """Per-app objects built once from the settings and the app's plugin set."""
 
-    def __init__(self, settings: Settings, home: Path) -> None:
+    def __init__(self, settings: Settings, home: Path, plugins: PluginSet) -> None:
         self.settings = settings
         self.home = home
+        self.plugins = plugins
+        self.registry = plugins.registry()
+        self.data = AppData(home, settings, plugins.loaders())
+        self.events = plugins.event_bus(self.data)
         self.verifier = JwtVerifier(settings.security) if settings.security.jwt == "required" else None
         self.feedback = FeedbackStore(settings.feedback.database_url or default_database_url(home))
-        self.discovery = json.dumps(registry.discovery_document(), ensure_ascii=False).encode()
+        self.discovery = json.dumps(self.registry.discovery_document(), ensure_ascii=False).encode()
 
 
 def _state() -> ServiceState:
@@ -115,14 +121,14 @@ def _authenticate() -> Response | None:
         return Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def _service(service_id: str) -> registry.ServiceDefinition:
-    svc = registry.get(service_id)
+def _service(service_id: str) -> ServiceDefinition:
+    svc = _state().registry.get(service_id)
     if svc is None:
         raise NotFound(f"unknown CDS service {service_id!r}; see GET /cds-services")
     return svc
 
 
-def _validate_hook_request(svc: registry.ServiceDefinition, body: dict[str, Any]) -> tuple[dict, dict]:
+def _validate_hook_request(svc: ServiceDefinition, body: dict[str, Any]) -> tuple[dict, dict]:
     problems: list[str] = []
     data: dict[str, Any] = {}
     try:
@@ -155,16 +161,20 @@ def _discovery() -> Response:
     return Response(_state().discovery, 200, mimetype="application/json")
 
 
-def invoke_service(svc: registry.ServiceDefinition, body: dict[str, Any]) -> dict[str, Any]:
+def invoke_service(
+    svc: ServiceDefinition, body: dict[str, Any], channel: str = "cds-hooks"
+) -> dict[str, Any]:
     """One hook call after authentication: validation → prefetch → handler → the response body.
 
     Shared by ``POST /cds-services/{id}`` and other channels into the same services (the browser
-    plugin API), so every way in gets the same checks, the same prefetch rules and the same cards.
+    plugin API), so every way in gets the same checks, the same prefetch rules and the same cards;
+    ``channel`` tells the handler (and the ``assessment`` event it publishes) which way it came.
     Raises :class:`ServiceError` (400, 412, …) like the endpoint answers.
     """
     data, context = _validate_hook_request(svc, body)
     g.hook_instance = data["hookInstance"]
-    settings = _state().settings
+    state = _state()
+    settings = state.settings
     deadline = time.monotonic() + settings.prefetch.deadline_seconds
     auth = data.get("fhirAuthorization")
     client = (
@@ -194,10 +204,12 @@ def invoke_service(svc: registry.ServiceDefinition, body: dict[str, Any]) -> dic
         prefetch=resolution.values,
         prefetch_outcomes=resolution.outcomes,
         settings=settings,
-        app_data=get_app_data(),
+        app_data=state.data,
+        events=state.events,
         fhir=client,
         fhir_authorization=auth,
         extension=data.get("extension"),
+        channel=channel,
     )
     for key, outcome in failed.items():
         hook_request.notes.append(f"预取数据 {key} 不可用 / prefetch {key} unavailable ({outcome.reason})")
@@ -263,34 +275,11 @@ def _healthz() -> Response:
     return _json_response({"status": "ok"})
 
 
-def _data_label(loaded: Any) -> str:
-    """Label data that is only the built-in sample, so a hospital never mistakes it for real data."""
-    if getattr(loaded, "is_sample", False):
-        return "sample"
-    parts = getattr(loaded, "all", None)  # a CatalogSet: sample when every catalog is
-    if callable(parts):
-        try:
-            items = parts()
-        except Exception:  # noqa: BLE001 - the label is informative only
-            return "loaded"
-        if items and all(getattr(c, "is_sample", False) for c in items):
-            return "sample"
-    return "loaded"
-
-
 def _readyz() -> Response:
-    problems: list[str] = []
-    data: dict[str, Any] = {}
-    app_data = get_app_data()
-    for name in ("terminology", "catalogs"):
-        try:
-            data[name] = _data_label(getattr(app_data, name))
-        except ImportError as exc:
-            problems.append(f"{name}: loader not installed ({exc})")
-        except Exception as exc:  # noqa: BLE001 - any loader failure means "not ready", with the reason
-            problems.append(f"{name}: failed to load ({type(exc).__name__}: {exc})")
+    state = _state()
+    data, problems = state.plugins.readiness(state.data)
     try:
-        _state().feedback.ping()
+        state.feedback.ping()
         data["feedback"] = "ok"
     except Exception as exc:  # noqa: BLE001
         problems.append(f"feedback database unavailable ({type(exc).__name__})")
@@ -326,6 +315,11 @@ def jwt_verifier() -> JwtVerifier | None:
 
 def service_settings() -> Settings:
     return _state().settings
+
+
+def service_registry() -> ServiceRegistry:
+    """The services this app answers."""
+    return _state().registry
 
 
 def service_home() -> Path:
@@ -410,16 +404,22 @@ def _after(response: Response) -> Response:
 # ----------------------------------------------------------------------------- factory
 
 
-def create_app(settings: Settings | None = None, home: str | Path | None = None) -> Flask:
-    """Build the service. ``settings`` default: ``load_settings`` (TOML + env) for the ``home``."""
+def create_app(
+    settings: Settings | None = None, home: str | Path | None = None, plugins: Iterable[Plugin] | None = None
+) -> Flask:
+    """Build the service with ``plugins`` (default: the installed ones, see :mod:`cds_service.plugins`).
+    ``settings`` default: ``load_settings`` (TOML + env) for the ``home``, validated against the
+    sections of the same plugins."""
     home_path = resolve_home(home)
-    settings = settings if settings is not None else load_settings(home=home_path)
+    plugin_set = PluginSet(discover() if plugins is None else plugins)
+    settings = settings if settings is not None else load_settings(home=home_path, plugins=plugin_set)
     configure_logging(settings.logging.level, settings.logging.json)
 
     app = Flask("cds_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
-    install(app, AppData(home_path, settings))
-    app.extensions[STATE_KEY] = ServiceState(settings, home_path)
+    state = ServiceState(settings, home_path, plugin_set)
+    app.extensions[STATE_KEY] = state
+    install(app, state.data)
 
     CORS(
         app,
@@ -445,7 +445,8 @@ def create_app(settings: Settings | None = None, home: str | Path | None = None)
     app.register_error_handler(Exception, _unexpected)
     app.before_request(_before)
     app.after_request(_after)
-    registry.register_optional_blueprints(app)
+    for blueprint in plugin_set.blueprints():
+        app.register_blueprint(blueprint)
     sec = settings.security
     if sec.jwt == "required" and not sec.redis_url:
         log.warning(
@@ -456,12 +457,12 @@ def create_app(settings: Settings | None = None, home: str | Path | None = None)
 
 
 def preload(app: Flask) -> list[str]:
-    """Load terminology and catalogs now (gunicorn worker start) so the first hook call is fast."""
+    """Load every plugin's data now (gunicorn worker start) so the first hook call is fast."""
     problems = []
-    data = app.extensions["dip_cds.app_data"]
-    for name in ("terminology", "catalogs"):
+    data: AppData = app.extensions[STATE_KEY].data
+    for name in data.names:
         try:
-            getattr(data, name)
+            data[name]
         except Exception as exc:  # noqa: BLE001 - reported by /readyz; the service still answers
             problems.append(f"{name}: {type(exc).__name__}: {exc}")
             log.warning(

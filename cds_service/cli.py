@@ -1,27 +1,18 @@
 """The ``dip-cds`` command line.
 
-Each domain package contributes its own commands through a ``register(cli)`` function in its
-``cli`` module, so this file only wires them together and owns the global ``--home`` option.
+The core owns the group, the global ``--home`` option, the ``data`` subgroup and ``serve``; every
+other command comes from an installed plugin's ``cli`` (see :mod:`cds_service.plugins`).
 """
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 
 import click
 
+from cds_service import serve_cli
 from cds_service.home import resolve_home
-
-# Domain modules that add commands; each exposes ``register(main: click.Group) -> None``.
-COMMAND_MODULES = (
-    "cds_service.serve_cli",
-    "terminology.cli",
-    "dip_engine.cli",
-    "hooks.cli",
-    "settlement.cli",
-    "costing.cli",
-    "browser_plugin.cli",
-)
+from cds_service.plugins import PluginSet, discover
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +29,7 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.obj["home_option"] = home
 
 
-def home_from(ctx: click.Context):
+def home_from(ctx: click.Context) -> Path:
     """The resolved data home for a command (created on first use)."""
     return resolve_home(ctx.find_root().obj.get("home_option"))
 
@@ -48,15 +39,5 @@ def data_group() -> None:
     """Import reference data (terminology, catalogs, procedure types, prices) into the data home."""
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a domain not built yet must not break the others
-            if exc.name == name:
-                continue
-            raise
-        module.register(main)
-
-
-_register_all()
+serve_cli.register(main)
+PluginSet(discover()).register_cli(main)

@@ -8,25 +8,21 @@ setting instead of surfacing as a strange runtime error hours later.
 from __future__ import annotations
 
 import os
-import re
-import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from browser_plugin.settings import PluginSettings, PluginSettingsSchema
-from costing.his import PLACEHOLDERS as HIS_PLACEHOLDERS
-from costing.his import HisCostConfig
-from dip_engine.pricing import insurance_key
-from dip_engine.rules import RulesError, check_region_code
+from cds_service.errors import flatten_messages
+
+if TYPE_CHECKING:
+    from cds_service.plugins import Plugin
 
 ENV_CONFIG = "DIP_CDS_CONFIG"
 ENV_PREFIX = "DIP_CDS_"
-SECTIONS = ("server", "security", "prefetch", "feedback", "logging", "metrics", "dip", "costing", "plugin")
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
@@ -53,7 +49,25 @@ class ConfigError(ValueError):
         super().__init__("invalid dip-cds configuration:\n  " + "\n  ".join(problems))
 
 
-# ----------------------------------------------------------------------------- settings objects
+# ----------------------------------------------------------------------------- sections
+
+
+class SectionSchema(Schema):
+    """One configuration section: unknown keys are errors, and a load builds ``settings_class``.
+
+    The settings dataclass holds the only defaults: a schema field has no ``load_default``, so a
+    key left out of the file keeps the dataclass's default. Lists become tuples (frozen settings).
+    Domains subclass this for the sections they declare in their :class:`~cds_service.plugins.Plugin`.
+    """
+
+    settings_class: ClassVar[type]
+
+    class Meta:
+        unknown = RAISE
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Any:
+        return self.settings_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -122,62 +136,16 @@ class MetricsSettings:
     enabled: bool = True
 
 
-@dataclass(frozen=True)
-class DipSettings:
-    """``[dip]``: this hospital's defaults for grouping and pricing (None = not configured).
-
-    ``region`` picks the catalog when a request does not name one (extension ``dip-cds-region``);
-    the others feed the hospital coefficient and the point value (职工 / 居民).
-    """
-
-    region: str | None = None
-    hospital_id: str | None = None
-    hospital_level: str | None = None
-    insurance_type: str | None = None
-
-
-@dataclass(frozen=True)
-class CostingSettings:
-    """``[costing]``: where the cost so far comes from when billing is not FHIR ChargeItems.
-
-    ``his`` is the validated ``[costing.his]`` table as a mapping (None when absent), in
-    the shape ``costing.his.HisCostConfig.from_settings`` takes, so the service does not duplicate
-    that class. Hidden from ``repr`` because its headers usually carry an API key.
-    """
-
-    his: Mapping[str, Any] | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    security: SecuritySettings = field(default_factory=SecuritySettings)
-    prefetch: PrefetchSettings = field(default_factory=PrefetchSettings)
-    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
-    logging: LoggingSettings = field(default_factory=LoggingSettings)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    dip: DipSettings = field(default_factory=DipSettings)
-    costing: CostingSettings = field(default_factory=CostingSettings)
-    plugin: PluginSettings = field(default_factory=PluginSettings)
-    source: str = "defaults"  # where the settings came from (for logs / readyz)
-
-
-# ----------------------------------------------------------------------------- validation schemas
-
 _http_url = validate.URL(schemes={"http", "https"}, require_tld=False)
 
 
-class _Section(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class _IssuerSchema(_Section):
+class _IssuerSchema(SectionSchema):
+    settings_class = IssuerSettings
     iss = fields.String(required=True, validate=validate.Length(min=1))
-    jku = fields.List(fields.String(validate=_http_url), load_default=list)
-    jwks = fields.Raw(load_default=None)
-    jwks_url = fields.String(load_default=None, allow_none=True, validate=_http_url)
-    tenant = fields.String(load_default=None, allow_none=True)
+    jku = fields.List(fields.String(validate=_http_url))
+    jwks = fields.Raw()
+    jwks_url = fields.String(allow_none=True, validate=_http_url)
+    tenant = fields.String(allow_none=True)
 
     @validates_schema
     def _keys(self, data: dict[str, Any], **_: Any) -> None:
@@ -189,44 +157,65 @@ class _IssuerSchema(_Section):
         if not jwks and not data.get("jwks_url") and not data.get("jku"):
             raise ValidationError("an issuer needs inline jwks, a jwks_url or an allowed jku", "iss")
 
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> IssuerSettings:
+        jwks = data.get("jwks") or ()
+        keys = jwks.get("keys") if isinstance(jwks, dict) else jwks
+        return IssuerSettings(
+            iss=data["iss"],
+            jku=tuple(data.get("jku", ())),
+            jwks=tuple(dict(k) for k in keys or ()),
+            jwks_url=data.get("jwks_url"),
+            tenant=data.get("tenant"),
+        )
 
-class _ServerSchema(_Section):
-    public_base_url = fields.String(load_default=None, allow_none=True, validate=_http_url)
-    max_body_bytes = fields.Integer(load_default=5 * 1024 * 1024, validate=validate.Range(min=1024))
-    preload_data = fields.Boolean(load_default=True)
+
+class _ServerSchema(SectionSchema):
+    settings_class = ServerSettings
+    public_base_url = fields.String(allow_none=True, validate=_http_url)
+    max_body_bytes = fields.Integer(validate=validate.Range(min=1024))
+    preload_data = fields.Boolean()
 
 
-class _SecuritySchema(_Section):
-    jwt = fields.String(load_default="off", validate=validate.OneOf(["off", "required"]))
-    trust_sandbox = fields.Boolean(load_default=False)
-    issuers = fields.List(fields.Nested(_IssuerSchema), load_default=list)
+class _SecuritySchema(SectionSchema):
+    settings_class = SecuritySettings
+    jwt = fields.String(validate=validate.OneOf(["off", "required"]))
+    trust_sandbox = fields.Boolean()
+    issuers = fields.List(fields.Nested(_IssuerSchema))
     redis_url = fields.String(
-        load_default=None,
         allow_none=True,
         validate=validate.Regexp(
             r"^(redis|rediss|unix)://", error="must start with redis://, rediss:// or unix://"
         ),
     )
-    leeway_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0, max=600))
-    max_token_lifetime_seconds = fields.Integer(load_default=3600, validate=validate.Range(min=10))
-    jwks_cache_seconds = fields.Integer(load_default=3600, validate=validate.Range(min=0))
-    jwks_refresh_min_interval_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0))
-    jwks_fetch_timeout_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0.05, max=30))
+    leeway_seconds = fields.Integer(validate=validate.Range(min=0, max=600))
+    max_token_lifetime_seconds = fields.Integer(validate=validate.Range(min=10))
+    jwks_cache_seconds = fields.Integer(validate=validate.Range(min=0))
+    jwks_refresh_min_interval_seconds = fields.Float(validate=validate.Range(min=0))
+    jwks_fetch_timeout_seconds = fields.Float(validate=validate.Range(min=0.05, max=30))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _issuers_when_required(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("jwt") == "required" and not data.get("issuers") and not data.get("trust_sandbox"):
+            raise ValidationError(
+                "'required' needs at least one [[security.issuers]] or trust_sandbox = true", "jwt"
+            )
 
 
-class _PrefetchSchema(_Section):
-    connect_timeout_seconds = fields.Float(load_default=0.15, validate=validate.Range(min=0.01, max=30))
-    read_timeout_seconds = fields.Float(load_default=0.35, validate=validate.Range(min=0.01, max=60))
-    deadline_seconds = fields.Float(load_default=0.4, validate=validate.Range(min=0.02, max=60))
-    retries = fields.Integer(load_default=1, validate=validate.Range(min=0, max=5))
-    retry_backoff_seconds = fields.Float(load_default=0.03, validate=validate.Range(min=0, max=5))
-    max_concurrency = fields.Integer(load_default=8, validate=validate.Range(min=1, max=64))
-    allowed_fhir_servers = fields.List(fields.String(validate=_http_url), load_default=list)
+class _PrefetchSchema(SectionSchema):
+    settings_class = PrefetchSettings
+    connect_timeout_seconds = fields.Float(validate=validate.Range(min=0.01, max=30))
+    read_timeout_seconds = fields.Float(validate=validate.Range(min=0.01, max=60))
+    deadline_seconds = fields.Float(validate=validate.Range(min=0.02, max=60))
+    retries = fields.Integer(validate=validate.Range(min=0, max=5))
+    retry_backoff_seconds = fields.Float(validate=validate.Range(min=0, max=5))
+    max_concurrency = fields.Integer(validate=validate.Range(min=1, max=64))
+    allowed_fhir_servers = fields.List(fields.String(validate=_http_url))
 
 
-class _FeedbackSchema(_Section):
+class _FeedbackSchema(SectionSchema):
+    settings_class = FeedbackSettings
     database_url = fields.String(
-        load_default=None,
         allow_none=True,
         validate=validate.Regexp(
             r"^[a-z][a-z0-9+]*://", error="must be a SQLAlchemy URL like sqlite:///x.db"
@@ -234,105 +223,57 @@ class _FeedbackSchema(_Section):
     )
 
 
-class _LoggingSchema(_Section):
-    level = fields.String(
-        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
-    )
-    json = fields.Boolean(load_default=True)
+class _LoggingSchema(SectionSchema):
+    settings_class = LoggingSettings
+    level = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+    json = fields.Boolean()
 
 
-class _MetricsSchema(_Section):
-    enabled = fields.Boolean(load_default=True)
+class _MetricsSchema(SectionSchema):
+    settings_class = MetricsSettings
+    enabled = fields.Boolean()
 
 
-def _region(value: str) -> None:
-    try:
-        check_region_code(value)
-    except RulesError as exc:
-        raise ValidationError(str(exc)) from None
-
-
-def _insurance_type(value: str) -> None:
-    if insurance_key(value) not in ("职工", "居民"):
-        raise ValidationError(
-            "must name 职工 or 居民 insurance (职工, 城镇职工, 310, 居民, 城乡居民, 390, …)"
-        )
-
-
-_short_text = validate.Length(min=1, max=64)
-
-
-class _DipSchema(_Section):
-    region = fields.String(load_default=None, allow_none=True, validate=_region)
-    hospital_id = fields.String(load_default=None, allow_none=True, validate=_short_text)
-    hospital_level = fields.String(load_default=None, allow_none=True, validate=_short_text)
-    insurance_type = fields.String(load_default=None, allow_none=True, validate=_insurance_type)
-
-
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
-
-
-def _url_template(value: str) -> None:
-    """The checks ``HisCostConfig`` makes, run at start-up so a bad template is not found per request."""
-    if not value.startswith(("http://", "https://")):
-        raise ValidationError("must be an http(s) URL")
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-    except ValueError as exc:  # unbalanced braces
-        raise ValidationError(f"is not a valid template ({exc})") from None
-    unknown = names - set(HIS_PLACEHOLDERS)
-    if unknown:
-        allowed = ", ".join(f"{{{p}}}" for p in HIS_PLACEHOLDERS)
-        raise ValidationError(f"unknown placeholders {sorted(unknown)} (allowed: {allowed})")
-    if not names:
-        raise ValidationError("needs {encounter_id} or {patient_id}")
-
-
-def _headers(value: dict[str, str]) -> None:
-    # header values are secrets (API keys): name the bad header, never echo its value
-    for name, header_value in value.items():
-        if not _HEADER_NAME.match(name):
-            raise ValidationError(f"{name!r} is not a valid HTTP header name")
-        if "\r" in header_value or "\n" in header_value:
-            raise ValidationError(f"the value of {name!r} contains a line break")
-
-
-class _HisSchema(_Section):
-    url_template = fields.String(required=True, validate=_url_template)
-    timeout_seconds = fields.Float(
-        load_default=2.0, validate=validate.Range(min=0, max=30, min_inclusive=False)
-    )
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict, validate=_headers)
-
-
-class _CostingSchema(_Section):
-    his = fields.Nested(_HisSchema, load_default=None)
-
-
-_SCHEMAS: dict[str, type[Schema]] = {
+# The core's own sections; domains add theirs through their plugin's ``settings``.
+CORE_SECTIONS: dict[str, type[SectionSchema]] = {
     "server": _ServerSchema,
     "security": _SecuritySchema,
     "prefetch": _PrefetchSchema,
     "feedback": _FeedbackSchema,
     "logging": _LoggingSchema,
     "metrics": _MetricsSchema,
-    "dip": _DipSchema,
-    "costing": _CostingSchema,
-    "plugin": PluginSettingsSchema,
 }
 
+T = TypeVar("T")
 
-def _flatten(prefix: str, messages: Any) -> list[str]:
-    if isinstance(messages, dict):
-        out: list[str] = []
-        for key, value in messages.items():
-            out += _flatten(f"{prefix}.{key}" if prefix else str(key), value)
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix}: {m}" for m in messages]
-    if isinstance(messages, list):
-        return [line for m in messages for line in _flatten(prefix, m)]
-    return [f"{prefix}: {messages}"]
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration: the core's sections as attributes, the domains' by name."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    prefetch: PrefetchSettings = field(default_factory=PrefetchSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    domains: Mapping[str, Any] = field(default_factory=dict)  # plugin section name → its settings object
+    source: str = "defaults"  # where the settings came from (for logs / readyz)
+
+    @overload
+    def section(self, name: str) -> Any: ...
+    @overload
+    def section(self, name: str, kind: type[T]) -> T: ...
+    def section(self, name: str, kind: type[Any] | None = None) -> Any:
+        """A domain's section, e.g. ``settings.section("dip", DipSettings)`` (typed when ``kind`` is
+        given). A section no installed plugin declares is a programming error: ``KeyError``."""
+        try:
+            value = self.domains[name]
+        except KeyError:
+            raise KeyError(f"no plugin declares the configuration section [{name}]") from None
+        if kind is not None and not isinstance(value, kind):
+            raise TypeError(f"[{name}] holds {type(value).__name__}, not {kind.__name__}")
+        return value
 
 
 # ----------------------------------------------------------------------------- loading
@@ -346,7 +287,7 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, dict[str, Any]]:
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """``DIP_CDS_SECURITY__JWT=required`` → ``{"security": {"jwt": "required"}}``."""
     out: dict[str, dict[str, Any]] = {}
     for name, raw in environ.items():
@@ -368,16 +309,30 @@ def config_file_path(explicit: str | os.PathLike[str] | None, home: Path | None)
     return None
 
 
-def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Settings:
-    """Validate a nested mapping (TOML shape) and build :class:`Settings`; raises :class:`ConfigError`."""
-    problems: list[str] = []
+def _section_schemas(plugins: Iterable[Plugin] | None) -> dict[str, type[SectionSchema]]:
+    from cds_service.plugins import PluginSet, discover
+
+    plugin_set = (
+        plugins if isinstance(plugins, PluginSet) else PluginSet(discover() if plugins is None else plugins)
+    )
+    return {**CORE_SECTIONS, **plugin_set.sections()}
+
+
+def settings_from_mapping(
+    raw: dict[str, Any], source: str = "mapping", plugins: Iterable[Plugin] | None = None
+) -> Settings:
+    """Validate a nested mapping (TOML shape) against the core's sections and those of ``plugins``
+    (default: the installed ones) and build :class:`Settings`; raises :class:`ConfigError`."""
     if not isinstance(raw, dict):
         raise ConfigError(["configuration must be a table of sections"])
-    for section in raw:
-        if section not in _SCHEMAS:
-            problems.append(f"{section}: unknown section (known: {', '.join(SECTIONS)})")
-    loaded: dict[str, dict[str, Any]] = {}
-    for section, schema in _SCHEMAS.items():
+    schemas = _section_schemas(plugins)
+    problems = [
+        f"{section}: unknown section (known: {', '.join(schemas)})"
+        for section in raw
+        if section not in schemas
+    ]
+    loaded: dict[str, Any] = {}
+    for section, schema in schemas.items():
         value = raw.get(section, {})
         if not isinstance(value, dict):
             problems.append(f"{section}: must be a table")
@@ -385,50 +340,11 @@ def settings_from_mapping(raw: dict[str, Any], source: str = "mapping") -> Setti
         try:
             loaded[section] = schema().load(value)
         except ValidationError as exc:
-            problems += _flatten(section, exc.messages)
+            problems += flatten_messages(exc.messages, section)
     if problems:
         raise ConfigError(problems)
-
-    sec = loaded["security"]
-    issuers = []
-    for item in sec.pop("issuers"):
-        jwks = item.get("jwks") or ()
-        keys = jwks.get("keys") if isinstance(jwks, dict) else jwks
-        issuers.append(
-            IssuerSettings(
-                iss=item["iss"],
-                jku=tuple(item["jku"]),
-                jwks=tuple(dict(k) for k in keys or ()),
-                jwks_url=item.get("jwks_url"),
-                tenant=item.get("tenant"),
-            )
-        )
-    pre = loaded["prefetch"]
-    pre["allowed_fhir_servers"] = tuple(pre["allowed_fhir_servers"])
-    his = loaded["costing"]["his"]
-    if his is not None:
-        his = {**his, "headers": dict(his["headers"])}
-        try:  # the consumer's own checks, so a handler never meets a ValueError from a loaded config
-            HisCostConfig.from_settings(his)
-        except ValueError as exc:
-            raise ConfigError([f"costing.his: {exc}"]) from None
-    settings = Settings(
-        server=ServerSettings(**loaded["server"]),
-        security=SecuritySettings(issuers=tuple(issuers), **sec),
-        prefetch=PrefetchSettings(**pre),
-        feedback=FeedbackSettings(**loaded["feedback"]),
-        logging=LoggingSettings(**loaded["logging"]),
-        metrics=MetricsSettings(**loaded["metrics"]),
-        dip=DipSettings(**loaded["dip"]),
-        costing=CostingSettings(his=his),
-        plugin=loaded["plugin"],
-        source=source,
-    )
-    if settings.security.jwt == "required" and not settings.security.trusted_issuers():
-        raise ConfigError(
-            ["security.jwt: 'required' needs at least one [[security.issuers]] or trust_sandbox = true"]
-        )
-    return settings
+    core = {name: loaded.pop(name) for name in CORE_SECTIONS}
+    return Settings(**core, domains=loaded, source=source)
 
 
 def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -443,10 +359,12 @@ def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, A
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     home: Path | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    plugins: Iterable[Plugin] | None = None,
 ) -> Settings:
-    """Read the TOML file (if any), apply env overrides, validate. Raises :class:`ConfigError`."""
-    environ = os.environ if environ is None else environ
+    """Read the TOML file (if any), apply env overrides, validate against the core's and the
+    ``plugins``' sections (default: the installed plugins). Raises :class:`ConfigError`."""
+    overrides = env_overrides(os.environ if environ is None else environ)
     path = config_file_path(config_file, home)
     raw: dict[str, Any] = {}
     source = "defaults"
@@ -458,7 +376,6 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
         source = str(path)
-    overrides = env_overrides(environ)
     if overrides:
         source += " + environment"
-    return settings_from_mapping(_merge(raw, overrides), source=source)
+    return settings_from_mapping(_merge(raw, overrides), source=source, plugins=plugins)

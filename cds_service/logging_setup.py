@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 SAFE_EXTRA = (
     "service",
@@ -37,7 +38,7 @@ SAFE_EXTRA = (
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -57,7 +58,7 @@ class JsonFormatter(logging.Formatter):
 class _StderrHandler(logging.StreamHandler):
     """Writes to the *current* ``sys.stderr`` (test runners and daemonisers swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):  # noqa: D401
         return sys.stderr
 

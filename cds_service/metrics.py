@@ -45,6 +45,9 @@ INVALID_CARDS = Counter(
     "dip_cds_invalid_cards_total", "Cards dropped because a handler built them wrong", ["service"]
 )
 AUTH_FAILURES = Counter("dip_cds_auth_failures_total", "Rejected JWTs", ["reason"])
+EVENT_FAILURES = Counter(
+    "dip_cds_event_subscriber_failures_total", "Event subscribers that raised", ["event", "plugin"]
+)
 FEEDBACK = Counter("dip_cds_feedback_total", "Feedback items received", ["service", "outcome", "stored"])
 
 

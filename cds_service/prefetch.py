@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from concurrent.futures import wait
 from dataclasses import dataclass
 from enum import StrEnum
@@ -100,7 +101,7 @@ class Resolution:
 
 
 def resolve(
-    templates: dict[str, str],
+    templates: Mapping[str, str],
     context: dict[str, Any],
     provided: dict[str, Any],
     client: FhirClient | None,

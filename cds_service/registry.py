@@ -1,4 +1,4 @@
-"""The hook-service registry: each service declares itself in one place with ``@cds_service``.
+"""CDS Hooks services: how a plugin declares one, the registry an app answers from, the handler's view.
 
 ```python
 @cds_service(id="dip-order-sign", hook="order-sign", title=..., description=...,
@@ -7,39 +7,62 @@ def handle(req: HookRequest) -> list[dict]:
     return []          # cards; or a full response dict {"cards": [...], "systemActions": [...]}
 ```
 
+The decorator turns the function into a :class:`ServiceDefinition` (still callable as the
+handler); a plugin lists its definitions in ``Plugin.services`` and each app builds its own
+:class:`ServiceRegistry` from the installed plugins, so there is no process-global registry.
+
 The handler receives a :class:`HookRequest` with the validated context, the resolved prefetch
-(raw dicts, plus tolerant fhir.resources models on demand), a FHIR client for further reads that
-shares the request's token and deadline, the settings and the process-wide reference data.
+(raw FHIR JSON dicts: the hooks read a few fields of many resources, and a full model parse would
+cost more than the latency budget), a FHIR client for further reads that shares the request's token
+and deadline, the typed settings, the process-wide data and the event bus.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cds_service.config import Settings
 from cds_service.prefetch import Outcome, Status, check_template
 
-log = logging.getLogger("dip_cds.registry")
+if TYPE_CHECKING:
+    from cds_service.appdata import AppData
+    from cds_service.events import EventBus
+    from cds_service.fhir_client import FhirClient
 
 HOOKS = ("patient-view", "order-select", "order-sign", "encounter-start", "encounter-discharge")
-SERVICE_PACKAGE = "hooks"  # imported on first use; it imports every hook module
 
-Handler = Callable[["HookRequest"], "list[dict[str, Any]] | dict[str, Any]"]
+HandlerResult = list[dict[str, Any]] | dict[str, Any]
+Handler = Callable[["HookRequest"], HandlerResult]
 
 
 @dataclass(frozen=True)
 class ServiceDefinition:
+    """One CDS service: its discovery entry and its handler (calling the definition calls the handler)."""
+
     id: str
     hook: str
     title: str
     description: str
     handler: Handler
-    prefetch: dict[str, str] = field(default_factory=dict)
+    prefetch: Mapping[str, str] = field(default_factory=dict)
     required_prefetch: frozenset[str] = frozenset()
     usage_requirements: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or "/" in self.id:
+            raise ValueError(f"invalid service id {self.id!r}")
+        if self.hook not in HOOKS:  # each hook needs a context schema (cds_service.schemas)
+            raise ValueError(f"{self.id}: unsupported hook {self.hook!r} (supported: {', '.join(HOOKS)})")
+        for template in self.prefetch.values():
+            check_template(template)
+        unknown = self.required_prefetch - set(self.prefetch)
+        if unknown:
+            raise ValueError(f"{self.id}: required_prefetch names unknown keys {sorted(unknown)}")
+
+    def __call__(self, req: HookRequest) -> HandlerResult:
+        return self.handler(req)
 
     def discovery(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -55,100 +78,62 @@ class ServiceDefinition:
         return entry
 
 
-_REGISTRY: dict[str, ServiceDefinition] = {}
-_loaded = False
-
-
 def cds_service(
     *,
     id: str,  # noqa: A002 - the CDS Hooks field name
     hook: str,
     title: str,
     description: str,
-    prefetch: dict[str, str] | None = None,
+    prefetch: Mapping[str, str] | None = None,
     required_prefetch: Iterable[str] = (),
     usage_requirements: str | None = None,
-) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the CDS service ``id`` answering ``hook``."""
-    prefetch = dict(prefetch or {})
-    required = frozenset(required_prefetch)
-    for template in prefetch.values():
-        check_template(template)
-    unknown = required - set(prefetch)
-    if unknown:
-        raise ValueError(f"{id}: required_prefetch names unknown keys {sorted(unknown)}")
-    if not id or "/" in id:
-        raise ValueError(f"invalid service id {id!r}")
-    if hook not in HOOKS:  # each hook needs a context schema (cds_service.schemas)
-        raise ValueError(f"{id}: unsupported hook {hook!r} (supported: {', '.join(HOOKS)})")
+) -> Callable[[Handler], ServiceDefinition]:
+    """Declare ``handler`` as the CDS service ``id`` answering ``hook`` (checked here, at import)."""
 
-    def register(handler: Handler) -> Handler:
-        existing = _REGISTRY.get(id)
-        if existing is not None and (existing.handler.__module__, existing.handler.__qualname__) != (
-            handler.__module__,
-            handler.__qualname__,
-        ):
-            raise ValueError(f"CDS service id {id!r} registered twice")
-        _REGISTRY[id] = ServiceDefinition(
+    def declare(handler: Handler) -> ServiceDefinition:
+        return ServiceDefinition(
             id=id,
             hook=hook,
             title=title,
             description=description,
             handler=handler,
-            prefetch=prefetch,
-            required_prefetch=required,
+            prefetch=dict(prefetch or {}),
+            required_prefetch=frozenset(required_prefetch),
             usage_requirements=usage_requirements,
         )
-        return handler
 
-    return register
-
-
-def unregister(service_id: str) -> None:
-    """Remove a service (tests, or a deployment that disables one); unknown ids are ignored."""
-    _REGISTRY.pop(service_id, None)
+    return declare
 
 
-def ensure_loaded() -> None:
-    """Import the hook package once so every ``@cds_service`` has run."""
-    global _loaded
-    if not _loaded:
-        pkg = importlib.import_module(SERVICE_PACKAGE)
-        loader = getattr(pkg, "load_services", None)
-        if callable(loader):
-            loader()
-        _loaded = True
+class ServiceRegistry:
+    """The services one app answers; ids are unique across all plugins."""
 
+    def __init__(self, services: Iterable[ServiceDefinition] = ()) -> None:
+        self._services: dict[str, ServiceDefinition] = {}
+        for service in services:
+            self.add(service)
 
-def services() -> dict[str, ServiceDefinition]:
-    ensure_loaded()
-    return dict(_REGISTRY)
+    def add(self, service: ServiceDefinition) -> None:
+        if not isinstance(service, ServiceDefinition):
+            raise TypeError(f"not a ServiceDefinition: {service!r} (declare it with @cds_service)")
+        if service.id in self._services:
+            raise ValueError(f"CDS service id {service.id!r} registered twice")
+        self._services[service.id] = service
 
+    def get(self, service_id: str) -> ServiceDefinition | None:
+        return self._services.get(service_id)
 
-def get(service_id: str) -> ServiceDefinition | None:
-    ensure_loaded()
-    return _REGISTRY.get(service_id)
+    def __iter__(self) -> Iterator[ServiceDefinition]:
+        return iter(self._services.values())
 
+    def __len__(self) -> int:
+        return len(self._services)
 
-def discovery_document() -> dict[str, Any]:
-    return {"services": [s.discovery() for s in sorted(services().values(), key=lambda s: s.id)]}
+    def ids(self) -> list[str]:
+        return sorted(self._services)
 
-
-def register_optional_blueprints(app: Any) -> list[str]:
-    """Mount blueprints of packages that may not exist yet (e.g. ``terminology.fhir_api``)."""
-    mounted = []
-    for module_name, attr in (("terminology.fhir_api", "blueprint"), ("browser_plugin.api", "blueprint")):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        bp = getattr(module, attr, None)
-        if bp is not None:
-            app.register_blueprint(bp)
-            mounted.append(module_name)
-    return mounted
+    def discovery_document(self) -> dict[str, Any]:
+        return {"services": [self._services[sid].discovery() for sid in self.ids()]}
 
 
 # ----------------------------------------------------------------------------- the handler's view
@@ -165,13 +150,14 @@ class HookRequest:
     fhir_server: str | None
     prefetch: dict[str, dict[str, Any] | None]
     prefetch_outcomes: dict[str, Outcome]
-    settings: Any
-    app_data: Any
-    fhir: Any = None  # cds_service.fhir_client.FhirClient | None: reads with the same token + deadline
+    settings: Settings
+    app_data: AppData
+    events: EventBus
+    fhir: FhirClient | None = None  # further reads with the same token + deadline
     fhir_authorization: dict[str, Any] | None = field(default=None, repr=False)  # never log
     extension: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # degradation notes a handler may show on a card
-    _models: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    channel: str = "cds-hooks"  # how the call came in: "cds-hooks", "plugin" (the browser panel's API), …
 
     @property
     def patient_id(self) -> str:
@@ -191,36 +177,15 @@ class HookRequest:
 
     def resources(self, key: str) -> list[dict[str, Any]]:
         """Raw resources of a prefetch key; searchset Bundles are unpacked into their matches."""
-        from cds_service.fhir_parse import unpack
-
         return unpack(self.prefetch.get(key))
 
     def resource(self, key: str) -> dict[str, Any] | None:
         found = self.resources(key)
         return found[0] if found else None
 
-    def models(self, key: str) -> list[Any]:
-        """Parsed fhir.resources models (R4B, else R5) of a key; unparsable ones dropped + noted."""
-        if key not in self._models:
-            from cds_service.fhir_parse import parse_all
-
-            self._models[key] = parse_all(self.resources(key), self.notes)
-        return self._models[key]
-
-    def model(self, key: str) -> Any | None:
-        found = self.models(key)
-        return found[0] if found else None
-
     def draft_orders(self) -> list[dict[str, Any]]:
-        """Raw draft order resources of order-sign / order-select (lenient: no model validation)."""
-        from cds_service.fhir_parse import unpack
-
+        """Raw draft order resources of order-sign / order-select (shape-checked, not model-validated)."""
         return unpack(self.context.get("draftOrders"))
-
-    def draft_order_models(self) -> list[Any]:
-        from cds_service.fhir_parse import parse_all
-
-        return parse_all(self.draft_orders(), self.notes)
 
     def unavailable_prefetch(self) -> dict[str, str]:
         """Keys that could not be obtained → reason (for a "data incomplete" note on cards)."""
@@ -229,3 +194,24 @@ class HookRequest:
             for k, o in self.prefetch_outcomes.items()
             if o.status is Status.FAILED
         }
+
+    def publish(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Hand an event (e.g. ``"assessment"``) to the plugins subscribed to it. Never raises for a
+        subscriber's failure: the doctor's cards do not depend on who records them."""
+        self.events.publish(event, payload)
+
+
+def unpack(resource: Any) -> list[dict[str, Any]]:
+    """A searchset/collection Bundle → its entry resources; a single resource → ``[resource]``."""
+    if not isinstance(resource, dict):
+        return []
+    if resource.get("resourceType") == "Bundle":
+        out = []
+        for entry in resource.get("entry") or []:
+            res = entry.get("resource") if isinstance(entry, dict) else None
+            # searchset "include"/"outcome" entries are not matches of the query
+            mode = (entry.get("search") or {}).get("mode") if isinstance(entry, dict) else None
+            if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and mode in (None, "match"):
+                out.append(res)
+        return out
+    return [resource] if isinstance(resource.get("resourceType"), str) else []

@@ -72,10 +72,8 @@ def _quantity(resource: dict[str, Any]) -> tuple[Decimal | None, bool, str | Non
             return Decimal(1), False, None
         value = as_decimal(raw.get("value")) if isinstance(raw, dict) else None
     else:
-        dispense = (
-            resource.get("dispenseRequest") if isinstance(resource.get("dispenseRequest"), dict) else {}
-        )
-        raw = dispense.get("quantity")
+        dispense = resource.get("dispenseRequest")
+        raw = dispense.get("quantity") if isinstance(dispense, dict) else None
         if raw is None:
             return Decimal(1), True, None
         value = as_decimal(raw.get("value")) if isinstance(raw, dict) else None

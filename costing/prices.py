@@ -211,7 +211,7 @@ def parse_price_rows(rows: Iterable[tuple[int, Sequence[object]]]) -> list[Price
         key = price_key(code) if code else ""
         if key and key in seen:
             problems.append(f"item code {code!r} already given on line {seen[key]}")
-        if problems:
+        if problems or price is None or category is None:
             errors.append(PriceRowError(line, "; ".join(problems)))
             continue
         seen[key] = line

@@ -106,8 +106,9 @@ def _category(item: dict[str, Any], prices: PriceList | None) -> str:
                 return category
     item_codings = codings(item.get("code"))
     for coding in item_codings:
-        if coding.get("system") == FEE_CATEGORY_SYSTEM and normalize_category(coding["code"]):
-            return normalize_category(coding["code"])
+        category = normalize_category(coding["code"]) if coding.get("system") == FEE_CATEGORY_SYSTEM else None
+        if category:
+            return category
     if prices is not None:
         for coding in item_codings:
             price = prices.get(coding["code"])

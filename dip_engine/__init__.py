@@ -56,8 +56,8 @@ def load_optype_table(home: Path | None = None, sample: bool = False) -> OpTypeT
         return OpTypeTable()
     from dip_engine.importer import import_optypes
 
-    sample = SAMPLE_DIR / "optypes.csv"
-    if sample.is_file():
-        rows, _ = import_optypes(sample)
+    sample_file = SAMPLE_DIR / "optypes.csv"
+    if sample_file.is_file():
+        rows, _ = import_optypes(sample_file)
         return OpTypeTable({e.code: e for e in rows}, "sample")
     return OpTypeTable()

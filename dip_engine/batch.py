@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from grouper import Case
 
@@ -83,12 +84,12 @@ def case_from_record(rec: dict) -> Case:
             raise CaseError(f"total_cost 不是数字: {str(cost)[:40]!r}") from None
         if not total.is_finite() or total < 0:
             raise CaseError(f"total_cost 无效: {cost}")
-    ints = {}
+    ints: dict[str, Any] = {}
     for f in _INT_FIELDS:
         v = get(f)
         if v is not None and v != "":
             ints[f] = _int(f, v)
-    strs = {}
+    strs: dict[str, Any] = {}
     for f in _STR_FIELDS:
         v = get(f)
         if v is not None and v != "":
@@ -215,11 +216,11 @@ def _init_worker(engine) -> None:
 def _records(block: Block, header: list[str] | None) -> Iterator[tuple[int, dict | None, str | None]]:
     """(line, record, error) for each non-empty record of a block."""
     if header is None:
-        for offset, line in enumerate(block.text.splitlines()):
-            if not line.strip():
+        for offset, text in enumerate(block.text.splitlines()):
+            if not text.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield block.first_line + offset, None, f"JSON 格式错误: {exc.msg}"
                 continue
@@ -230,7 +231,7 @@ def _records(block: Block, header: list[str] | None) -> Iterator[tuple[int, dict
         return
     reader = csv.reader(io.StringIO(block.text, newline=""))
     width = len(header)
-    seen = 0
+    seen = 0  # csv's line_num of the last record read
     try:
         for cells in reader:
             line = block.first_line + seen
@@ -256,8 +257,8 @@ def process_block(
     seen = 0
     for line, rec, error in _records(block, header):
         seen += 1
-        if error is not None:
-            errors.append((line, error))
+        if rec is None:
+            errors.append((line, error or "空记录"))
             continue
         try:
             row = output_record(engine, case_from_record(rec))

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from grouper import Group, GroupIndex, GroupType
@@ -33,8 +34,6 @@ class Catalog:
     def __post_init__(self) -> None:
         self.groups = tuple(self.groups)
         self.index = GroupIndex(self.groups)
-        self._by_yamu: dict[str, list[Group]] | None = None
-        self._by_leimu: dict[str, list[Group]] | None = None
 
     @property
     def label(self) -> str:
@@ -47,7 +46,9 @@ class Catalog:
     def group(self, code: str) -> Group | None:
         return self.index.get(code)
 
-    def _build_lookups(self) -> None:
+    @cached_property
+    def _lookups(self) -> tuple[dict[str, list[Group]], dict[str, list[Group]]]:
+        """(groups by 亚目, groups by 类目), built on first use; not pickled to worker processes."""
         by_yamu: dict[str, list[Group]] = defaultdict(list)
         by_leimu: dict[str, list[Group]] = defaultdict(list)
         for g in self.groups:
@@ -61,20 +62,16 @@ class Catalog:
         for table in (by_yamu, by_leimu):
             for groups in table.values():
                 groups.sort(key=lambda g: (order.get(g.type, 2), bool(g.slots), g.score, g.code))
-        self._by_yamu, self._by_leimu = dict(by_yamu), dict(by_leimu)
+        return dict(by_yamu), dict(by_leimu)
 
     def groups_for_yamu(self, yamu: str) -> list[Group]:
         """Core groups of a 亚目: the 保守 group first, then procedure groups by ascending score."""
-        if self._by_yamu is None:
-            self._build_lookups()
-        return list(self._by_yamu.get((yamu or "").upper(), ()))
+        return list(self._lookups[0].get((yamu or "").upper(), ()))
 
     def groups_for_leimu(self, leimu: str) -> list[Group]:
         """Core groups of every 亚目 under a 类目, then its comprehensive groups (incl. 类目 ranges)."""
-        if self._by_leimu is None:
-            self._build_lookups()
         key = (leimu or "").upper()
-        out = list(self._by_leimu.get(key, ()))
+        out = list(self._lookups[1].get(key, ()))
         out += [g for lo, hi, g in self.index.ranges if lo <= key <= hi]
         return out
 
@@ -86,7 +83,7 @@ class Catalog:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_by_yamu"] = state["_by_leimu"] = None
+        state.pop("_lookups", None)
         return state
 
 
@@ -101,7 +98,11 @@ class CatalogSet:
             self._by_region[c.region].append(c)
         for lst in self._by_region.values():
             lst.sort(key=lambda c: (c.year or 0, c.effective_from or date.min), reverse=True)
-        self.default_region = default_region if default_region in self._by_region else catalogs[0].region
+        self.default_region: str = (
+            default_region
+            if default_region is not None and default_region in self._by_region
+            else catalogs[0].region
+        )
         self._engines: dict = {}
 
     def regions(self) -> list[str]:

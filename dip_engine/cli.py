@@ -23,7 +23,10 @@ def _known_code_checker(home: Path):
 
 
 def register(main: click.Group) -> None:
-    from cds_service.cli import data_group, home_from
+    from cds_service.cli import home_from
+
+    data_group = main.commands["data"]
+    assert isinstance(data_group, click.Group)
 
     @data_group.command("import-catalog")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))

@@ -234,7 +234,7 @@ def import_catalog(
 
     groups: dict[str, Group] = {}
     first_line: dict[str, int] = {}
-    check = Counter()
+    check: Counter[str] = Counter()
     max_diff = Decimal(0)
     unknown_seen: set[tuple[str, str]] = set()
 
@@ -388,7 +388,7 @@ def import_catalog(
             continue
         where = f"{st['sheet']}:{st['line']}"
         try:
-            parsed = parse_group_code(st["code"])
+            st_parsed = parse_group_code(st["code"])
         except CodeError:
             report.warnings.append(
                 {
@@ -397,27 +397,27 @@ def import_catalog(
                     "message": "仅见于统计表且不是分组编码，保留为参考，不参与入组",
                 }
             )
-            parsed = None
+            st_parsed = None
         if st["score"] is None or st["score"] <= 0:
             report.rejected.append({"line": where, "code": st["code"], "reason": "统计表行缺少有效分值"})
             continue
-        if parsed is not None and parsed.group_type == GroupType.CORE:
+        if st_parsed is not None and st_parsed.group_type == GroupType.CORE:
             report.warnings.append(
                 {"line": where, "code": st["code"], "message": "核心病种仅见于统计表，未列入目录，不参与入组"}
             )
-            gtype, parsed = GroupType.OTHER, None
-        elif parsed is None:
+            gtype, st_parsed = GroupType.OTHER, None
+        elif st_parsed is None:
             gtype = GroupType.OTHER
         else:
-            gtype = parsed.group_type
+            gtype = st_parsed.group_type
             if gtype == GroupType.COMPREHENSIVE:
                 report.warnings.append(
                     {"line": where, "code": st["code"], "message": "综合病种仅见于统计表，按统计表导入"}
                 )
         groups[key] = Group(
-            code=st["code"], type=gtype, dx_key=parsed.dx_key if parsed else st["code"], score=st["score"],
-            name=_generated_name(st["code"], gtype, parsed.op_type if parsed else None),
-            op_type=parsed.op_type if parsed else None, avg_cost=st["avg_cost"], avg_los=st["avg_los"],
+            code=st["code"], type=gtype, dx_key=st_parsed.dx_key if st_parsed else st["code"], score=st["score"],
+            name=_generated_name(st["code"], gtype, st_parsed.op_type if st_parsed else None),
+            op_type=st_parsed.op_type if st_parsed else None, avg_cost=st["avg_cost"], avg_los=st["avg_los"],
             cv=st["cv"], case_count=st["case_count"],
         )  # fmt: skip
         report.accepted[gtype] += 1

@@ -142,7 +142,7 @@ def aux_coefficient(rules: RegionRules, case: Case, secondary: tuple[str, ...] =
             if b.contains(case.icu_days) and b.coefficient > best:
                 best, why = b.coefficient, b.label or "ICU 天数"
     if rules.severity and secondary:
-        keys = set()
+        keys: set[str] = set()
         for code in secondary:
             u = code.upper()
             keys.update((u, u[:5], u[:3]))

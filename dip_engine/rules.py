@@ -132,7 +132,7 @@ def parse_rules(region: str, data: dict, sources: tuple[str, ...] = ()) -> Regio
     }
     hc = data.get("hospital_coefficient", {})
     aux = data.get("aux", {})
-    age = []
+    age: list[Band] = []
     for i, item in enumerate(aux.get("age", [])):
         if "min_years" in item or "max_years" in item:
             age += _bands(

@@ -20,6 +20,11 @@ FLAG_OPTYPE_DEFAULT = "optype_default"
 _TYPE_ALIASES = {"JR": OpType.SS}
 
 
+def _canonical_type(optype: str | None) -> str:
+    """A procedure type with its local alias resolved; none counts as 手术 (SS)."""
+    return _TYPE_ALIASES.get(optype, optype) if optype else OpType.SS
+
+
 def _tie_key(g: Group, principal: str, criteria: Sequence[str]) -> tuple:
     key: list = [-(len(g.slots))]
     for c in criteria:
@@ -100,7 +105,7 @@ def group_case(
         else:
             effective.append(k)
             shown.append(p)
-    principal = effective[0] if effective else None
+    principal = effective[0] if effective else ""  # the principal procedure; used only when P is not empty
     P = frozenset(effective)
     if ignored and procedures and procedures[0] in ignored:
         moved = f"，主要操作按 {shown[0]}" if shown else "，按无手术操作处理"
@@ -177,13 +182,13 @@ def group_case(
         best_rank, optype, defaulted = len(policy.type_rank), OpType.SS, False
         for p in effective:
             t, d = classify(p)
-            t = _TYPE_ALIASES.get(t, t) or OpType.SS
+            t = _canonical_type(t)
             rank = policy.type_rank.index(t) if t in policy.type_rank else len(policy.type_rank)
             if rank < best_rank:
                 best_rank, optype, defaulted = rank, t, d
     else:
         t, defaulted = classify(principal)
-        optype = _TYPE_ALIASES.get(t, t) or OpType.SS
+        optype = _canonical_type(t)
     if defaulted:
         flags = (FLAG_OPTYPE_DEFAULT,)
     type_note = f"{OpType.NAMES.get(optype, optype)}（{optype}{'，按默认规则判定' if defaulted else ''}）"

@@ -1,4 +1,5 @@
-"""The five DIP CDS hook services, one module each, registered with ``@cds_service``.
+"""The five DIP CDS hook services, one module each, declared with ``@cds_service`` and listed by
+:mod:`hooks.plugin`.
 
 Prefetch templates are shared here so every service asks the FHIR server the same questions in
 the same way (and a CDS client that prefetches for one service can reuse it for another).
@@ -10,16 +11,6 @@ procedures and charge items are optional: without them the cards degrade and say
 """
 
 from __future__ import annotations
-
-import importlib
-
-SERVICE_MODULES = (
-    "hooks.patient_view",
-    "hooks.order_select",
-    "hooks.order_sign",
-    "hooks.encounter_start",
-    "hooks.encounter_discharge",
-)
 
 PATIENT = "Patient/{{context.patientId}}"
 ENCOUNTER = "Encounter/{{context.encounterId}}"
@@ -39,9 +30,3 @@ ENCOUNTER_PREFETCH = {
     "procedures": PROCEDURES,
     "chargeItems": CHARGE_ITEMS,
 }
-
-
-def load_services() -> None:
-    """Import every hook module (each registers its service on import)."""
-    for name in SERVICE_MODULES:
-        importlib.import_module(name)

@@ -17,10 +17,13 @@ from typing import Any
 
 from cards import GroupView, card, escape_markdown, load_card_templates, source
 from cards.render import CardTemplates
+from cds_service.config import Settings
 from cds_service.registry import HookRequest
 from costing import CostSoFar, HisCostClient, HisCostConfig, HisCostError, PriceList, cost_so_far, load_prices
+from costing.settings import CostingSettings
 from dip_engine.engine import FLAG_NOT_IN_TERMINOLOGY, Engine
 from dip_engine.pricing import Pricing
+from dip_engine.settings import DipSettings
 from grouper import Case, GroupResult, GroupType, OpType
 from hooks.stay import Stay, read_stay
 from mappings import local_maps_for_home
@@ -63,7 +66,7 @@ class DipContext:
     home: Path | None
     prices: PriceList
     local_maps: Any
-    hospital: dict[str, str] = field(default_factory=dict)  # hospital_id, hospital_level, insurance_type
+    hospital: dict[str, Any] = field(default_factory=dict)  # hospital_id, hospital_level, insurance_type
 
     @property
     def label(self) -> str:
@@ -76,16 +79,16 @@ class DipContext:
 def dip_context(req: HookRequest) -> DipContext:
     """The catalog (request extension ``dip-cds-region``, else ``[dip] region``, else the default)."""
     data = req.app_data
-    conf = getattr(req.settings, "dip", None)
+    conf = req.settings.section("dip", DipSettings)
     region = None
     if isinstance(req.extension, Mapping) and isinstance(req.extension.get(REGION_EXTENSION), str):
         region = req.extension[REGION_EXTENSION].strip()[:12] or None
-    region = region or getattr(conf, "region", None)
+    region = region or conf.region
     try:
         engine = data.catalogs.engine(region, data.terminology)
     except KeyError as exc:
         raise NoCatalog(str(exc.args[0]) if exc.args else str(exc)) from exc
-    home = getattr(data, "home", None)
+    home = data.home
     hospital = {
         k: str(getattr(conf, k))
         for k in ("hospital_id", "hospital_level", "insurance_type")
@@ -209,10 +212,9 @@ def is_estimate(stay: Stay | None, result: GroupResult) -> bool:
     return uncertain_code or uncertain_rank or "optype_default" in result.flags
 
 
-def his_config(settings: Any) -> HisCostConfig | None:
+def his_config(settings: Settings) -> HisCostConfig | None:
     """The HIS cost endpoint of ``[costing.his]`` (validated at start-up), or None."""
-    costing = getattr(settings, "costing", None)
-    return HisCostConfig.from_settings(getattr(costing, "his", None))
+    return settings.section("costing", CostingSettings).his
 
 
 def cost_of_stay(req: HookRequest, ctx: DipContext, data: EncounterData) -> CostSoFar | None:
@@ -303,9 +305,9 @@ def encounter_data(req: HookRequest, *, find_open: bool = False) -> EncounterDat
                 "Encounter", {"patient": req.patient_id, "status": "in-progress", "_count": "20"}
             )
         encounter = _open_inpatient(bundle)
-        if encounter is None or req.fhir is None:
-            return EncounterData(encounter)
-        eid = encounter.get("id")
+        eid = encounter.get("id") if encounter is not None else None
+        if encounter is None or req.fhir is None or not isinstance(eid, str):
+            return EncounterData(encounter)  # an encounter without an id has no linked data to read
         base = {"patient": req.patient_id}
         return EncounterData(
             encounter,
@@ -331,7 +333,7 @@ def ungrouped_reason(result: GroupResult, stay: Stay, data: EncounterData) -> st
     return result.reason.removeprefix("未入组：")
 
 
-def price_group(ctx: DipContext, case: Case, group: Any) -> GroupView:
+def price_group(ctx: DipContext, case: Case, group: Any) -> GroupView | None:
     """A catalog group as the card shows it, priced for this patient (coefficients apply)."""
     from grouper import Trace
 

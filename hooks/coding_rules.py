@@ -156,7 +156,7 @@ def admissibility(
             no.append(f"症状体征编码，已有明确诊断（{others[0].code}）时不能作为主要诊断")
         else:
             yes.append("症状体征编码，仅在无明确诊断时可作为主要诊断")
-    treated_here = bool(treated) and any(diagnosis is t for t in treated)
+    treated_here = any(diagnosis is t for t in treated or ())
     if _starts(code, p.get("complication_prefixes")) and not treated_here:  # treated here: admitted for it
         if stay.procedures:
             no.append("本次住院手术后发生的并发症，不能作为主要诊断（应以手术所治疗的疾病为主要诊断）")

@@ -27,6 +27,8 @@ from flask_cors import CORS
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
+from cds_service.errors import operation_outcome
+
 DEMO_DATA_DIR = Path(__file__).resolve().parent / "demo" / "fhir"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -246,12 +248,8 @@ def _fhir_response(body: dict[str, Any] | str, status: int = 200) -> Response:
     return Response(text, status=status, content_type=FHIR_JSON)
 
 
-def operation_outcome(status: int, code: str, diagnostics: str, severity: str = "error") -> Response:
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }
-    return _fhir_response(outcome, status)
+def outcome_response(status: int, code: str, diagnostics: str, severity: str = "error") -> Response:
+    return _fhir_response(operation_outcome([(severity, code, diagnostics)]), status)
 
 
 def _base_url() -> str:
@@ -319,7 +317,7 @@ def _int_param(params: MultiDict, name: str, default: int) -> int:
 
 def _search(rtype: str) -> Response:
     if rtype not in SEARCH_PARAMETERS:
-        return operation_outcome(404, "not-supported", f"resource type {rtype!r} is not served here")
+        return outcome_response(404, "not-supported", f"resource type {rtype!r} is not served here")
     params = _search_params()
     try:
         count = min(_int_param(params, "_count", DEFAULT_COUNT), MAX_COUNT)
@@ -327,7 +325,7 @@ def _search(rtype: str) -> Response:
             count = 0  # total only
         offset = _int_param(params, "_getpagesoffset", 0)
     except ValueError as exc:
-        return operation_outcome(400, "invalid", str(exc))
+        return outcome_response(400, "invalid", str(exc))
     store = _store()
     base = _base_url()
     key = ("search", base, rtype, tuple(sorted(params.items(multi=True))))
@@ -357,17 +355,16 @@ def _search_body(store: FhirStore, rtype: str, params: MultiDict, base: str, cou
     if ignored:
         entries.append(
             {
-                "resource": {
-                    "resourceType": "OperationOutcome",
-                    "issue": [
-                        {
-                            "severity": "warning",
-                            "code": "not-supported",
-                            "diagnostics": f"search parameter {name!r} is not supported for {rtype} and was ignored",
-                        }
+                "resource": operation_outcome(
+                    [
+                        (
+                            "warning",
+                            "not-supported",
+                            f"search parameter {name!r} is not supported for {rtype} and was ignored",
+                        )
                         for name in ignored
-                    ],
-                },
+                    ]
+                ),
                 "search": {"mode": "outcome"},
             }
         )
@@ -402,11 +399,11 @@ def _make_blueprint() -> Blueprint:
     @bp.get("/<rtype>/<rid>")
     def read(rtype: str, rid: str) -> Response:
         if rtype not in SEARCH_PARAMETERS:
-            return operation_outcome(404, "not-supported", f"resource type {rtype!r} is not served here")
+            return outcome_response(404, "not-supported", f"resource type {rtype!r} is not served here")
         store = _store()
         resource = store.read(rtype, rid) if ID_PATTERN.match(rid) else None
         if resource is None:
-            return operation_outcome(404, "not-found", f"{rtype}/{rid} is not known")
+            return outcome_response(404, "not-found", f"{rtype}/{rid} is not known")
         return _fhir_response(store.cached_body(("read", rtype, rid), lambda: _dumps(resource)))
 
     return bp
@@ -418,7 +415,7 @@ def create_app(data_dir: Path | str | None = None, base_path: str = "") -> Flask
     app = Flask(__name__)
     app.config["FHIR_STORE"] = FhirStore.from_directory(data_dir or DEMO_DATA_DIR)
     app.config["FHIR_BASE_PATH"] = base_path
-    app.json.ensure_ascii = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     app.register_blueprint(_make_blueprint(), url_prefix=base_path or None)
     CORS(
         app,
@@ -431,12 +428,12 @@ def create_app(data_dir: Path | str | None = None, base_path: str = "") -> Flask
     def http_error(exc: HTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.code or 500, "processing")
         diagnostics = "this demo server is read-only" if exc.code == 405 else exc.description
-        return operation_outcome(exc.code or 500, code, diagnostics or exc.name)
+        return outcome_response(exc.code or 500, code, diagnostics or exc.name)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:  # pragma: no cover - last resort
         app.logger.exception("demo FHIR server error")
-        return operation_outcome(500, "exception", "internal error in the demo FHIR server")
+        return outcome_response(500, "exception", "internal error in the demo FHIR server")
 
     return app
 

@@ -214,7 +214,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
     options, alternatives = principal_options(ctx, stay, rules, cost)
     suggestions = coding_suggestions(stay)
     current_ok = next((o.admissible for o in options if o.current), True)
-    if not current_ok and data.encounter.get("id"):
+    if not current_ok and data.encounter and data.encounter.get("id"):
         for d in alternatives:
             if d.condition_id is None:
                 continue

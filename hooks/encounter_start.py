@@ -45,7 +45,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
     stay = stay_of(req, ctx, data)
     principal = stay.principal
     code = principal.best_guess if principal is not None else None
-    if code is None:
+    if principal is None or code is None:
         return []  # no admitting diagnosis yet: nothing to forecast (the order-sign card will say more)
     catalog = ctx.engine.catalog
     case = stay.case()
@@ -68,7 +68,11 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         diagnosis_name=principal.name,
         yamu=yamu(code) or "",
         conservative=price_group(ctx, case, conservative) if conservative else None,
-        procedure_groups=[price_group(ctx, case, g) for g in procedure_groups[:MAX_PROCEDURE_GROUPS]],
+        procedure_groups=[
+            view
+            for g in procedure_groups[:MAX_PROCEDURE_GROUPS]
+            if (view := price_group(ctx, case, g)) is not None
+        ],
         comprehensive=price_group(ctx, case, comprehensive[0]) if comprehensive else None,
         estimate_notes=notes,
     )

@@ -56,7 +56,7 @@ def draft_procedures(
             if info is None or info.kind != "px":
                 continue
             res = resolve_code(terminology, "px", coding["code"], coding.get("system"))
-            if res.mapped and counts(res.code) and res.code not in {code for code, _ in found}:
+            if res.mapped and res.code and counts(res.code) and res.code not in {code for code, _ in found}:
                 found.append((res.code, res.display or str(coding.get("display") or "")))
                 break
     return found
@@ -82,14 +82,15 @@ def order_cards(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[
         after, after_pricing = evaluate(
             ctx, stay.case(extra_procedures=[code for code, _ in operations]), cost, order_cost.total
         )
-        if after.dip_code != result.dip_code and after.grouped:
+        after_view = group_view(after, after_pricing, is_estimate(stay, after))
+        if after.dip_code != result.dip_code and after_view is not None:
             code, name = operations[0]
             if after.trace.principal_procedure:
                 code = after.trace.principal_procedure
                 name = next((n for c, n in operations if c == code), name)
             change = GroupChangeView(
                 before=group_view(result, pricing, is_estimate(stay, result)),
-                after=group_view(after, after_pricing, is_estimate(stay, after)),
+                after=after_view,
                 procedure_code=code,
                 procedure_name=name,
             )

@@ -42,7 +42,7 @@ OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 )
 @for_inpatient_stay(find_open=True)
 def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
-    if data.encounter.get("status") not in OPEN_STATUSES:
+    if (data.encounter or {}).get("status") not in OPEN_STATUSES:
         return []  # no open stay: nothing to say (the spec: no card rather than an empty one)
     stay = stay_of(req, ctx, data)
     so_far = cost_of_stay(req, ctx, data)

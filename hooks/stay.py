@@ -282,14 +282,14 @@ def read_stay(
 
     by_id: dict[str, Mapping[str, Any]] = {}
     ordered_conditions: list[Mapping[str, Any]] = []
-    for cond in iter_resources(conditions):
-        if cond.get("resourceType") != "Condition":
+    for resource in iter_resources(conditions):
+        if resource.get("resourceType") != "Condition":
             continue
-        if isinstance(cond.get("id"), str):
-            if cond["id"] in by_id:
+        if isinstance(resource.get("id"), str):
+            if resource["id"] in by_id:
                 continue
-            by_id[cond["id"]] = cond
-        ordered_conditions.append(cond)
+            by_id[resource["id"]] = resource
+        ordered_conditions.append(resource)
 
     def diagnosis(cond: Mapping[str, Any] | None, cid: str | None, rank=None, role=None) -> StayDiagnosis:
         concept = (cond or {}).get("code")

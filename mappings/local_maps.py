@@ -56,7 +56,7 @@ class LocalMaps:
         return self.entries.get((_system_key(system), code.strip()))
 
     def knows_system(self, system: str | None) -> bool:
-        return bool(system) and _system_key(system) in self.systems
+        return system is not None and system != "" and _system_key(system) in self.systems
 
     def add_file(self, path: str | Path) -> None:
         path = Path(path)

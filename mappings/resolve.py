@@ -99,6 +99,7 @@ def _resolve_yb_or_gl(term, kind: str, raw: str, system: str | None, info: Syste
     mapped = term.translate(kind, n.code) if family != "yb" else None
 
     def via_map(conf: float, *why: str) -> Resolution:
+        assert mapped is not None  # called only when the 国临版 map has the code
         target = table.get(mapped.target_code)
         if target is None:
             return unmapped(
@@ -125,7 +126,7 @@ def _resolve_yb_or_gl(term, kind: str, raw: str, system: str | None, info: Syste
     if family == "gl" and mapped is not None:
         return via_map(1.0)
     if exact is not None:
-        why = ()
+        why: tuple[str, ...] = ()
         if family == "gl":
             why = (f"{n.code} 不在国临版映射表中，但在医保版 {table.version} 中存在，按医保版编码使用",)
         conf = (1.0 if not n.changes else 0.99) if family != "gl" else 0.9
@@ -143,8 +144,8 @@ def _resolve_yb_or_gl(term, kind: str, raw: str, system: str | None, info: Syste
     completions = term.completions(kind, n.code)
     explicit_dagger = n.dagger is not None and n.asterisk is None  # "B19.900x001†": the 医保版 half
     if mapped is not None and not (explicit_dagger and completions):
-        why = "未指定编码系统" if family is None else f"{n.code} 不在医保版中"
-        return via_map(0.95, f"{why}，按国临版编码处理")
+        because = "未指定编码系统" if family is None else f"{n.code} 不在医保版中"
+        return via_map(0.95, f"{because}，按国临版编码处理")
     if len(completions) == 1:
         c = completions[0]
         how = "补全星号部分" if "+" in c.code and "+" not in n.code else "补零为医保版完整编码"
@@ -168,11 +169,11 @@ def _resolve_yb_or_gl(term, kind: str, raw: str, system: str | None, info: Syste
             source_code=raw,
         )
     validation = term.validate(kind, n.code)
-    why = tuple(r for r in validation.reasons if r not in n.changes)
+    reasons = tuple(r for r in validation.reasons if r not in n.changes)
     if family == "gl":
-        why = (f"{n.code} 不在国临版→医保版官方映射表中", *why)
+        reasons = (f"{n.code} 不在国临版→医保版官方映射表中", *reasons)
     return unmapped(
-        why or (f"{n.code} 不在医保版 {table.version} 编码表中",),
+        reasons or (f"{n.code} 不在医保版 {table.version} 编码表中",),
         candidates=_candidates(validation.suggestions, 0.5),
         changes=n.changes,
         source_system=system,
@@ -429,7 +430,7 @@ def _map_cc(term, kind, cc, local_maps, threshold) -> Resolution:
     good = sorted((r for r in results if r[2].code is not None), key=lambda t: (t[0], -t[2].confidence, t[1]))
     if good:
         best = good[0][2]
-        others = {r[2].code for r in good[1:] if r[2].code != best.code}
+        others = {code for r in good[1:] if (code := r[2].code) is not None and code != best.code}
         extra = []
         if others:
             extra.append(

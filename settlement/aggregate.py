@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -421,13 +422,14 @@ def summarize(
         if high is not None:
             where.append("cost_ratio < ?")
             params.append(high)
-        n = con.execute(f"SELECT count(*) FROM settled WHERE {' AND '.join(where)}", params).fetchone()[0]
+        n = _one_row(con, f"SELECT count(*) FROM settled WHERE {' AND '.join(where)}", params)[0]
         bins.append({"bin": label, "cases": int(n)})
-    dip_row = con.execute(
+    dip_row = _one_row(
+        con,
         f"""SELECT coalesce(sum(dip_cents) FILTER (WHERE basis = '{BASIS_DIP}'), 0)::HUGEINT,
             coalesce(sum(dip_cents) FILTER (WHERE basis <> '{BASIS_DIP}'), 0)::HUGEINT, coalesce(sum(cost_cents), 0)::HUGEINT
-            FROM settled"""
-    ).fetchone()
+            FROM settled""",
+    )
     sensitivity = [
         {
             "factor": f,
@@ -553,3 +555,11 @@ def case_counts(con, rows_in: int, rejected_rows: int, duplicates: int) -> dict[
         "outside": int(settled) - int(dip),
         "out_of_period": int(out_of_period),
     }
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    """The single row of an aggregate query (count/sum always answer one)."""
+    row = con.execute(sql, params or []).fetchone()
+    if row is None:
+        raise RuntimeError("aggregate query returned no row")
+    return row

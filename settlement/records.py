@@ -134,7 +134,9 @@ def build_record(
         cents(row.total_cost * payment_ratio),
         budget_dip if budget_dip is not None else "",
         budget_fund if budget_fund is not None else "",
-        budget_point_value.quantize(Decimal("0.000001"), ROUND_HALF_UP) if budget_dip is not None else "",
+        budget_point_value.quantize(Decimal("0.000001"), ROUND_HALF_UP)
+        if budget_point_value is not None and budget_dip is not None
+        else "",
         budget_source if budget_dip is not None else "",
         row.fund_paid if row.fund_paid is not None else "",
         int(row.synthetic),

@@ -171,9 +171,10 @@ def _category_sum(row: dict) -> Decimal | None:
             if not (number >= 0 and number <= _MAX_AMOUNT):  # also false for NaN
                 raise InvalidOperation
         except (InvalidOperation, TypeError, ValueError):
-            number = _money(row, key)  # slow path: formatted amounts, or the precise error message
-            if number is None:
+            slow = _money(row, key)  # slow path: formatted amounts, or the precise error message
+            if slow is None:
                 continue
+            number = slow
         total = number if total is None else total + number
     return None if total is None else total.quantize(CENT, ROUND_HALF_UP)
 

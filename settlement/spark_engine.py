@@ -255,7 +255,7 @@ def _settle_sql(spark, opts, mode: str):
     budget_pv = _budget_point_values(spark, config)
     plans = aggregate.make_plans(config, totals, mode, budget_pv)
     rows = [
-        (p.fund, p.dip_share_cents, p.fund_share_cents, p.totals.dip_units, True)
+        (p.fund, p.dip_share_cents or 0, p.fund_share_cents or 0, p.totals.dip_units, True)
         if p.mode == ANNUAL and p.problem is None
         else (p.fund, 0, 0, 0, False)
         for p in plans

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from settlement.bridge import build_engine, make_case, price_case
 from settlement.config import SettleConfig
@@ -131,10 +131,11 @@ def _dicts(chunk: Chunk):
     header = tuple(canonical_header(h) for h in chunk.header or ())
     width = len(header)
     for line, values in chunk.rows:
-        if len(values) != width:  # type: ignore[arg-type]
-            yield line, f"expected {width} fields, found {len(values)}"  # type: ignore[arg-type]
+        cells = cast("list[str]", values)  # a CSV chunk holds each line's cells
+        if len(cells) != width:
+            yield line, f"expected {width} fields, found {len(cells)}"
             continue
-        yield line, dict(zip(header, values, strict=True))  # type: ignore[arg-type]
+        yield line, dict(zip(header, cells, strict=True))
 
 
 def _jsonish(value: Any) -> str:

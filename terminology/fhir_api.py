@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from flask import Blueprint, Response, request
 
+from cds_service.appdata import get_app_data
+from cds_service.errors import operation_outcome
 from terminology.systems import (
     CONCEPTMAP_DX,
     CONCEPTMAP_PX,
@@ -55,18 +57,10 @@ def _respond(resource: dict, status: int = 200) -> Response:
 
 
 def _outcome(message: str, status: int, code: str = "invalid", severity: str = "error") -> Response:
-    return _respond(
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": message}],
-        },
-        status,
-    )
+    return _respond(operation_outcome([(severity, code, message)]), status)
 
 
-def _terminology():
-    from cds_service.appdata import get_app_data
-
+def _terminology() -> Any:
     return get_app_data().terminology
 
 
@@ -105,6 +99,10 @@ def _params() -> dict[str, Any]:
     return out
 
 
+@overload
+def _text(params: dict, name: str, required: Literal[True], max_len: int = 500) -> str: ...
+@overload
+def _text(params: dict, name: str, required: bool = False, max_len: int = 500) -> str | None: ...
 def _text(params: dict, name: str, required: bool = False, max_len: int = 500) -> str | None:
     value = params.get(name)
     if value is None or value == "":

@@ -9,6 +9,7 @@ sample proves the importer.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class FileReport:
 
 def import_files(
     home: str | Path | None,
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     version: str = DEFAULT_VERSION,
     kind: str | None = None,
     activate: bool = True,
@@ -120,12 +121,14 @@ def load_terminology(home: str | Path | None = None) -> Terminology:
     from_sample: list[str] = []
     for kind in ("dx", "px", "dx-map", "px-map"):
         source, version = store, store.active_version(kind) if store else None
-        if version is None:
+        if source is None or version is None:
             source = _sample_store()
             version = source.active_version(kind)
             from_sample.append(kind)
+            if version is None:  # the package's own sample: a broken install, not bad data
+                raise RuntimeError(f"the built-in terminology sample has no {kind} table")
         if kind.endswith("-map"):
-            parts[kind] = _code_map(source, kind, version) if version else None
+            parts[kind] = _code_map(source, kind, version)
         else:
             parts[kind] = _code_table(source, kind, version)
     if len(from_sample) == 4:

@@ -138,7 +138,7 @@ class CodeTable:
 
     def with_prefix(self, prefix: str, limit: int = 50) -> list[Concept]:
         i = bisect.bisect_left(self.codes, prefix)
-        out = []
+        out: list[Concept] = []
         while i < len(self.codes) and self.codes[i].startswith(prefix) and len(out) < limit:
             out.append(self.concept(i))
             i += 1

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from werkzeug.wrappers import Request, Response
 
 from cds_service.app import create_app
 from cds_service.config import settings_from_mapping
+from cds_service.plugins import Plugin, discover
+from cds_service.registry import ServiceDefinition
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
@@ -32,10 +34,13 @@ SERVICES = {
 }
 
 
-def make_app(home: Path, **sections: dict[str, Any]):
-    """A real app on a temp data home with the given config sections (TOML shape)."""
+def make_app(home: Path, *, services: Iterable[ServiceDefinition] = (), **sections: dict[str, Any]):
+    """A real app on a temp data home with the given config sections (TOML shape): the installed
+    plugins, plus a ``test`` plugin answering ``services`` (which exist only in this app)."""
     sections.setdefault("logging", {"level": "WARNING"})
-    return create_app(settings=settings_from_mapping(sections), home=home)
+    extra = tuple(services)
+    plugins = [*discover(), Plugin(name="test", services=lambda: extra)]
+    return create_app(settings=settings_from_mapping(sections, plugins=plugins), home=home, plugins=plugins)
 
 
 def free_port() -> int:

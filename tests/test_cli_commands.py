@@ -1,11 +1,13 @@
-"""Every domain's commands are wired into ``dip-cds`` through ``COMMAND_MODULES`` (one place)."""
+"""Every domain's commands reach ``dip-cds`` through its plugin (entry point ``dip_cds.plugins``)."""
 
 from __future__ import annotations
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from cds_service.cli import COMMAND_MODULES, main
+from cds_service.cli import main
+from cds_service.plugins import discover
 
 
 @pytest.mark.parametrize(
@@ -23,7 +25,10 @@ def test_help_lists_every_command(group, commands):
     assert set(commands) <= listed, set(commands) - listed
 
 
-def test_each_command_module_registers_itself():
-    # costing registers its own import-prices (it once hid inside hooks.cli)
-    assert "costing.cli" in COMMAND_MODULES
-    assert "import-prices" in main.commands["data"].commands  # type: ignore[attr-defined]
+def test_each_domain_registers_its_own_commands_through_its_plugin():
+    plugins = {p.name: p for p in discover()}
+    assert {"costing", "dip_engine", "hooks", "settlement", "terminology"} <= set(plugins)
+    # costing's plugin alone adds import-prices to a bare group (it once hid inside hooks.cli)
+    bare = click.Group(commands=[click.Group("data")])
+    plugins["costing"].cli(bare)  # type: ignore[misc]
+    assert set(bare.commands["data"].commands) == {"import-prices"}  # type: ignore[attr-defined]

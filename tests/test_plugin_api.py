@@ -22,7 +22,10 @@ import requests
 
 from browser_plugin import tokens
 from browser_plugin.render import detail_html
-from cds_service import registry
+from cds_service.app import create_app
+from cds_service.config import settings_from_mapping
+from cds_service.plugins import Plugin, discover
+from cds_service.registry import HookRequest, cds_service
 from hooks.demo_fhir import create_app as create_demo_fhir_app
 from tests.demo_fhir_helpers import demo_request, serving
 from tests.hooks_helpers import pin_today
@@ -110,28 +113,59 @@ def test_the_schemas_are_served_and_reject_what_the_service_rejects(servers):
         assert check(servers, bad).status_code == 400
 
 
-def test_a_service_that_cannot_answer_is_reported_while_the_others_cards_are_shown(servers):
-    @registry.cds_service(
-        id="test-needs-coverage",
-        hook="order-sign",
-        title="test",
-        description="needs Coverage, which the demo FHIR server does not serve",
-        prefetch={"coverage": "Coverage?patient={{context.patientId}}"},
-        required_prefetch={"coverage"},
-    )
-    def _needs_coverage(req):  # pragma: no cover - never reached: its prefetch cannot be fetched
-        return []
+@cds_service(
+    id="test-needs-coverage",
+    hook="order-sign",
+    title="test",
+    description="needs Coverage, which the demo FHIR server does not serve",
+    prefetch={"coverage": "Coverage?patient={{context.patientId}}"},
+    required_prefetch={"coverage"},
+)
+def needs_coverage(req: HookRequest) -> list[dict[str, Any]]:  # pragma: no cover - its prefetch fails
+    return []
 
-    try:
-        data = check(servers, stroke(servers)).json()
-        statuses = {s["id"]: s for s in data["services"]}
-        assert statuses["dip-order-sign"]["status"] == 200
-        assert statuses["test-needs-coverage"]["status"] == 412
-        assert "coverage" in statuses["test-needs-coverage"]["problems"][0]
-        assert [c["service"] for c in data["cards"]] == ["dip-order-sign"]
-        jsonschema.validate(data, schema("response"))
-    finally:
-        registry.unregister("test-needs-coverage")
+
+@cds_service(id="test-channel", hook="order-sign", title="test", description="publishes its channel")
+def publishes_channel(req: HookRequest) -> list[dict[str, Any]]:
+    req.publish("assessment", {"kind": "dip", "service": req.service.id, "channel": req.channel})
+    return []
+
+
+def test_a_service_that_cannot_answer_is_reported_while_the_others_cards_are_shown(servers, tmp_path):
+    app = plugin_service(tmp_path, services=[needs_coverage])
+    with serving(app) as url:
+        data = check(SimpleNamespace(url=url), stroke(servers)).json()
+    statuses = {s["id"]: s for s in data["services"]}
+    assert statuses["dip-order-sign"]["status"] == 200
+    assert statuses["test-needs-coverage"]["status"] == 412
+    assert "coverage" in statuses["test-needs-coverage"]["problems"][0]
+    assert [c["service"] for c in data["cards"]] == ["dip-order-sign"]
+    jsonschema.validate(data, schema("response"))
+
+
+def test_the_services_of_a_check_are_configurable_per_hook(servers, tmp_path):
+    app = plugin_service(
+        tmp_path, services=[needs_coverage], plugin={"services": {"order-sign": ["dip-order-sign"]}}
+    )
+    with serving(app) as url:
+        data = check(SimpleNamespace(url=url), stroke(servers)).json()
+    assert data["services"] == [{"id": "dip-order-sign", "status": 200, "cards": 1}]
+
+
+def test_handlers_called_through_the_plugin_know_the_channel_for_their_assessment(servers, tmp_path):
+    events: list[dict[str, Any]] = []
+    plugins = [*discover(), Plugin(name="test", services=lambda: [publishes_channel],
+                                   events={"assessment": lambda _data, payload: events.append(dict(payload))})]  # fmt: skip
+    app = create_app(
+        settings=settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=plugins),
+        home=tmp_path,
+        plugins=plugins,
+    )
+    with serving(app) as url:
+        body = stroke(servers)
+        assert requests.post(f"{url}/plugin/v1/check", json=body, timeout=10).status_code == 200
+        assert requests.post(f"{url}/cds-services/test-channel", json=body, timeout=10).status_code == 200
+    assert [e["channel"] for e in events] == ["plugin", "cds-hooks"]
 
 
 def test_when_no_service_can_answer_the_answer_is_its_error(servers):

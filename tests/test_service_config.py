@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.config import ConfigError, load_settings, settings_from_mapping
+from cds_service.config import CORE_SECTIONS, ConfigError, load_settings, settings_from_mapping
+from cds_service.plugins import PluginSet, discover
+from costing.settings import CostingSettings, HisSchema
+from dip_engine.settings import DipSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "config.example.toml"
 
@@ -126,10 +129,8 @@ def test_the_documented_example_config_is_valid_and_documents_every_key():
     settings = load_settings(EXAMPLE, environ={})
     assert settings.security.jwt == "required"
     text = EXAMPLE.read_text(encoding="utf-8")
-    from cds_service.config import _SCHEMAS
-
     documented = tomllib.loads(text)
-    for section, schema in _SCHEMAS.items():
+    for section, schema in {**CORE_SECTIONS, **PluginSet(discover()).sections()}.items():
         for key in schema().fields:
             assert key in documented.get(section, {}) or f"{key} =" in text, f"{section}.{key} undocumented"
 
@@ -157,21 +158,21 @@ headers = { "X-Api-Key" = "secret-key" }
 """,
     )
     settings = load_settings(path, environ={})
-    config = HisCostConfig.from_settings(settings.costing.his)  # what a hook handler does
+    config = settings.section("costing", CostingSettings).his  # what a hook handler does
     assert config == HisCostConfig(
         "https://his.hospital.cn/api/{patient_id}/stays/{encounter_id}/cost", 0.5, {"X-Api-Key": "secret-key"}
     )
     # the API key never reaches a log line via repr
     assert "secret-key" not in repr(settings) and "secret-key" not in repr(config)
     # absent section: no HIS client, costing from FHIR ChargeItems only
-    assert load_settings(environ={}).costing.his is None
-    assert HisCostConfig.from_settings(load_settings(environ={}).costing.his) is None
+    assert load_settings(environ={}).section("costing", CostingSettings).his is None
 
 
 def test_costing_his_can_come_from_the_environment():
     env = {"DIP_CDS_COSTING__HIS": '{url_template = "http://his:8080/cost/{encounter_id}"}'}
-    his = load_settings(environ=env).costing.his
-    assert his["url_template"] == "http://his:8080/cost/{encounter_id}" and his["timeout_seconds"] == 2.0
+    his = load_settings(environ=env).section("costing", CostingSettings).his
+    assert his is not None
+    assert his.url_template == "http://his:8080/cost/{encounter_id}" and his.timeout_seconds == 2.0
 
 
 HIS_URL = "https://his/{encounter_id}"
@@ -208,19 +209,18 @@ def test_unknown_costing_key_and_non_table_are_rejected():
 
 
 def test_the_example_documents_every_costing_his_key():
-    from cds_service.config import _HisSchema
-
     his = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))["costing"]["his"]
-    assert set(_HisSchema().fields) == set(his)
+    assert set(HisSchema().fields) == set(his)
 
 
 def test_dip_section_gives_the_hospital_defaults_and_names_bad_values():
     settings = settings_from_mapping(
         {"dip": {"region": "410400", "hospital_level": "三级", "insurance_type": "城镇职工"}}
     )
-    assert settings.dip.region == "410400" and settings.dip.hospital_level == "三级"
-    assert settings.dip.insurance_type == "城镇职工" and settings.dip.hospital_id is None
-    assert settings_from_mapping({}).dip.region is None
+    dip = settings.section("dip", DipSettings)
+    assert dip.region == "410400" and dip.hospital_level == "三级"
+    assert dip.insurance_type == "城镇职工" and dip.hospital_id is None
+    assert settings_from_mapping({}).section("dip", DipSettings).region is None
     with pytest.raises(ConfigError) as err:
         settings_from_mapping({"dip": {"region": "../etc", "insurance_type": "商保", "hospital_id": ""}})
     text = "\n".join(err.value.problems)

@@ -21,17 +21,6 @@ from tests.service_helpers import (
 ORIGIN = {"Origin": "https://sandbox.cds-hooks.org"}
 
 
-@pytest.fixture(autouse=True)
-def _forget_test_services():
-    """Services registered by a test exist only for that test."""
-    yield
-    from cds_service import registry
-
-    for service_id in list(registry.services()):
-        if service_id.startswith("test-"):
-            registry.unregister(service_id)
-
-
 @pytest.fixture
 def client(tmp_path):
     return make_app(tmp_path).test_client()
@@ -204,21 +193,19 @@ def test_handler_sees_the_lenient_draft_orders_and_the_resolved_prefetch(tmp_pat
     )
     def capture(req):
         seen["orders"] = req.draft_orders()
-        seen["models"] = req.draft_order_models()
-        seen["patient"] = req.model("patient")
+        seen["patient"] = req.resource("patient")
         seen["outcomes"] = {k: o.status.value for k, o in req.prefetch_outcomes.items()}
         seen["notes"] = list(req.notes)
         return [{"summary": "测试", "indicator": "info", "source": {"label": "DIP"}, "detail": None}]
 
-    response = make_app(tmp_path).test_client().post("/cds-services/test-capture", json=sandbox_order_sign())
+    client = make_app(tmp_path, services=[capture]).test_client()
+    response = client.post("/cds-services/test-capture", json=sandbox_order_sign())
     assert response.status_code == 200
     card = response.get_json()["cards"][0]
     assert "detail" not in card and card["uuid"]
-    assert seen["orders"][0]["resourceType"] == "MedicationRequest"
-    assert (
-        seen["models"] == [] and "MedicationRequest" in seen["notes"][0]
-    )  # no intent: dropped from models only
-    assert seen["patient"].gender == "male"
+    assert seen["orders"][0]["resourceType"] == "MedicationRequest"  # no intent: still handed over
+    assert "intent" not in seen["orders"][0] and seen["notes"] == []
+    assert seen["patient"]["gender"] == "male"
     assert seen["outcomes"] == {"patient": "provided", "encounter": "not-applicable"}
 
 
@@ -345,7 +332,8 @@ def test_a_buggy_handler_gives_a_500_operation_outcome_not_a_crash(tmp_path):
         raise RuntimeError("bug")
 
     body = hook_request("patient-view")
-    response = make_app(tmp_path).test_client().post("/cds-services/test-buggy", json=body, headers=ORIGIN)
+    client = make_app(tmp_path, services=[buggy]).test_client()
+    response = client.post("/cds-services/test-buggy", json=body, headers=ORIGIN)
     assert response.status_code == 500
     assert issues(response) == ["internal error; see service logs"]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
@@ -374,7 +362,7 @@ def test_invalid_cards_from_a_handler_are_dropped_and_empty_fields_pruned(tmp_pa
         }
 
     body = (
-        make_app(tmp_path)
+        make_app(tmp_path, services=[cards])
         .test_client()
         .post("/cds-services/test-cards", json=hook_request("patient-view"))
         .get_json()
@@ -406,8 +394,8 @@ def test_readyz_is_503_with_the_reason_when_a_loader_fails(tmp_path):
     data = app.extensions["dip_cds.app_data"]
     (tmp_path / "catalogs.sqlite").write_bytes(b"this is not a sqlite database" * 100)
     (tmp_path / "terminology.sqlite").write_bytes(b"this is not a sqlite database" * 100)
-    data.__dict__.pop("terminology", None)
-    data.__dict__.pop("catalogs", None)
+    data.forget("terminology")
+    data.forget("catalogs")
     response = app.test_client().get("/readyz")
     if response.status_code == 200:
         pytest.skip("loaders ignore a corrupt data store (their own policy)")
@@ -543,8 +531,9 @@ def test_service_declarations_are_checked_at_registration(kwargs, message):
         cds_service(**declaration)(lambda req: [])
 
 
-def test_registering_another_handler_under_a_taken_id_is_refused():
+def test_registering_another_handler_under_a_taken_id_is_refused(tmp_path):
     from cds_service.registry import cds_service
 
+    clash = cds_service(id="dip-order-sign", hook="order-sign", title="t", description="d")(lambda req: [])
     with pytest.raises(ValueError, match="registered twice"):
-        cds_service(id="dip-order-sign", hook="order-sign", title="t", description="d")(lambda req: [])
+        make_app(tmp_path, services=[clash])

@@ -29,17 +29,6 @@ AUTH = {
 DEADLINE = 0.4  # the default prefetch deadline
 
 
-@pytest.fixture(autouse=True)
-def _forget_test_services():
-    """Services registered by a test exist only for that test."""
-    yield
-    from cds_service import registry
-
-    for service_id in list(registry.services()):
-        if service_id.startswith("test-"):
-            registry.unregister(service_id)
-
-
 @pytest.fixture
 def fhir():
     server = FhirServer()
@@ -47,36 +36,39 @@ def fhir():
     server.close()
 
 
+SEEN: dict = {}
+
+
+@cds_service(
+    id="test-prefetch",
+    hook="encounter-discharge",
+    title="t",
+    description="d",
+    prefetch={
+        "patient": "Patient/{{context.patientId}}",
+        "encounter": "Encounter/{{context.encounterId}}",
+        "conditions": "Condition?patient={{context.patientId}}&encounter={{context.encounterId}}",
+        "chargeItems": "ChargeItem?patient={{context.patientId}}&context=Encounter/{{context.encounterId}}",
+    },
+    required_prefetch={"patient"},
+)
+def capture_prefetch(req):
+    """A test service that records what its handler was given."""
+    SEEN["outcomes"] = {k: (o.status.value, o.reason) for k, o in req.prefetch_outcomes.items()}
+    SEEN["conditions"] = req.resources("conditions")
+    SEEN["patient"] = req.resource("patient")
+    SEEN["notes"] = list(req.notes)
+    return []
+
+
 @pytest.fixture
 def captured():
-    """A test service that records what its handler was given."""
-    seen: dict = {}
-
-    @cds_service(
-        id="test-prefetch",
-        hook="encounter-discharge",
-        title="t",
-        description="d",
-        prefetch={
-            "patient": "Patient/{{context.patientId}}",
-            "encounter": "Encounter/{{context.encounterId}}",
-            "conditions": "Condition?patient={{context.patientId}}&encounter={{context.encounterId}}",
-            "chargeItems": "ChargeItem?patient={{context.patientId}}&context=Encounter/{{context.encounterId}}",
-        },
-        required_prefetch={"patient"},
-    )
-    def handler(req):
-        seen["outcomes"] = {k: (o.status.value, o.reason) for k, o in req.prefetch_outcomes.items()}
-        seen["conditions"] = req.resources("conditions")
-        seen["patient"] = req.resource("patient")
-        seen["notes"] = list(req.notes)
-        return []
-
-    return seen
+    SEEN.clear()
+    return SEEN
 
 
 def call(tmp_path, body, **sections):
-    client = make_app(tmp_path, **sections).test_client()
+    client = make_app(tmp_path, services=[capture_prefetch], **sections).test_client()
     started = time.perf_counter()
     response = client.post("/cds-services/test-prefetch", json=body)
     return response, time.perf_counter() - started
@@ -221,54 +213,6 @@ def test_transient_503_is_retried_once(tmp_path, fhir, captured):
     assert fhir.paths().count("Patient/1288992") == 2
 
 
-def test_a_malformed_resource_is_dropped_with_a_note_not_a_failure(tmp_path, fhir):
-    seen = {}
-
-    @cds_service(
-        id="test-models",
-        hook="patient-view",
-        title="t",
-        description="d",
-        prefetch={"conditions": "Condition?patient={{context.patientId}}"},
-    )
-    def handler(req):
-        seen["models"] = req.models("conditions")
-        seen["notes"] = list(req.notes)
-        return []
-
-    good = {"resourceType": "Condition", "id": "ok", "subject": {"reference": "Patient/1288992"}}
-    bad = {
-        "resourceType": "Condition",
-        "id": "bad",
-        "subject": "not-a-reference",
-        "onsetDateTime": "yesterday",
-    }
-    fhir.route(
-        "Condition",
-        {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": good}, {"resource": bad}]},
-    )
-    body = hook_request("patient-view", prefetch={}, fhirServer=fhir.url)
-    response = make_app(tmp_path).test_client().post("/cds-services/test-models", json=body)
-    assert response.status_code == 200
-    assert [m.id for m in seen["models"]] == ["ok"]
-    assert any("Condition" in n for n in seen["notes"])
-
-
-def test_r5_only_resources_still_parse(tmp_path):
-    from cds_service.fhir_parse import parse_resource
-
-    # R5 Encounter.class is a list of CodeableConcept (R4: a single Coding)
-    r5 = {
-        "resourceType": "Encounter",
-        "id": "e5",
-        "status": "in-progress",
-        "class": [{"coding": [{"code": "IMP"}]}],
-    }
-    model = parse_resource(r5, notes := [])
-    assert model is not None and not notes
-    assert parse_resource({"resourceType": "NoSuchThing"}, notes) is None and notes
-
-
 def test_fhir_server_outside_the_allowlist_is_400(tmp_path, fhir, captured):
     body = discharge(fhir.url, {})
     response, _ = call(tmp_path, body, prefetch={"allowed_fhir_servers": ["https://fhir.hospital.cn/"]})
@@ -279,7 +223,7 @@ def test_fhir_server_outside_the_allowlist_is_400(tmp_path, fhir, captured):
 def test_the_access_token_never_appears_in_logs(tmp_path, fhir, captured, capfd):
     fhir.serve_resources("encounter-discharge")
     fhir.route("Patient/1288992", {"resourceType": "OperationOutcome"}, status=500)
-    client = make_app(tmp_path, logging={"level": "DEBUG"}).test_client()
+    client = make_app(tmp_path, services=[capture_prefetch], logging={"level": "DEBUG"}).test_client()
     client.post("/cds-services/test-prefetch", json=discharge(fhir.url, {}))
     out, err = capfd.readouterr()
     assert "prefetch fetch failed" in err  # the failure is logged...
@@ -310,7 +254,11 @@ def test_handler_reads_further_resources_with_the_same_token(tmp_path, fhir):
 
     fhir.route("PractitionerRole/123", {"resourceType": "PractitionerRole", "id": "123"})
     body = hook_request("patient-view", fhirServer=fhir.url, fhirAuthorization=AUTH)
-    response = make_app(tmp_path).test_client().post("/cds-services/test-further-reads", json=body)
+    response = (
+        make_app(tmp_path, services=[handler])
+        .test_client()
+        .post("/cds-services/test-further-reads", json=body)
+    )
     assert response.status_code == 200
     assert seen["practitioner"]["id"] == "123"
     assert fhir.seen[-1]["authorization"] == f"Bearer {TOKEN}"
@@ -337,6 +285,8 @@ def test_client_sent_data_is_used_even_when_the_template_is_not_applicable(tmp_p
         seen["outcomes"] = {k: o.status.value for k, o in req.prefetch_outcomes.items()}
         return []
 
-    response = make_app(tmp_path).test_client().post("/cds-services/test-provided", json=body)
+    response = (
+        make_app(tmp_path, services=[handler]).test_client().post("/cds-services/test-provided", json=body)
+    )
     assert response.status_code == 200
     assert seen["outcomes"] == {"encounter": "provided", "patient": "provided"}

@@ -8,19 +8,18 @@ import pytest
 from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.parameters import Parameters
 from fhir.resources.valueset import ValueSet
-from flask import Flask
 
-from cds_service.appdata import AppData, install
-from terminology.fhir_api import blueprint
+from cds_service.app import create_app
+from cds_service.config import settings_from_mapping
+from terminology.plugin import plugin
 from terminology.systems import CONCEPTMAP_DX, GL_ICD10, VALUESET_DX, WHO_ICD10, YB_ICD9CM3, YB_ICD10
 from tests.terminology_helpers import real_home
 
 
 def make_client(home):
-    app = Flask("terminology-fhir-test")
-    app.register_blueprint(blueprint, url_prefix="/fhir")
-    install(app, AppData(home))
-    return app.test_client()
+    """An app with the terminology plugin only: its blueprint and its data, nothing else."""
+    settings = settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=[plugin])
+    return create_app(settings, home, plugins=[plugin]).test_client()
 
 
 @pytest.fixture(scope="module")

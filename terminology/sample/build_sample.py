@@ -80,7 +80,7 @@ def build(data: Path, out: Path = HERE) -> dict[str, int]:
     catalog = _read_csv(data / CATALOG)
     head = catalog[0]
     c_dx, c_main, c_other = head.index("主诊断代码"), head.index("主要操作代码"), head.index("其他操作代码")
-    wanted_px = set()
+    wanted_px: set[str] = set()
     for row in catalog[1:]:
         if row[c_dx][:3] in LEIMU:
             wanted_px.update(c.lower() for c in _split_codes(row[c_main]) + _split_codes(row[c_other]))

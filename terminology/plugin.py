@@ -1,0 +1,40 @@
+"""The terminology domain's plug-in: ``dip-cds code …`` / ``data import-terminology``, the FHIR
+terminology operations under ``/fhir``, and the process-wide terminology (``app_data.terminology``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from cds_service.plugins import Plugin
+from terminology.cli import register
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from cds_service.appdata import AppData
+
+
+def _blueprints() -> list[Blueprint]:
+    from terminology.fhir_api import blueprint
+
+    return [blueprint]
+
+
+def _load(data: AppData) -> Any:
+    from terminology import load_terminology
+
+    return load_terminology(data.home)
+
+
+def _readiness(data: AppData) -> Mapping[str, Any]:
+    return {"terminology": "sample" if getattr(data["terminology"], "is_sample", False) else "loaded"}
+
+
+plugin = Plugin(
+    name="terminology",
+    cli=register,
+    blueprints=_blueprints,
+    app_data={"terminology": _load},
+    readiness=_readiness,
+)
