@@ -163,10 +163,10 @@ def services_for(hook: Any) -> list[ServiceDefinition]:
         raise BadRequest("hook: required (e.g. order-sign)")
     registry = service_registry()
     configured = _plugin().settings.services.get(hook)
-    if configured:
-        found = [registry.get(sid) for sid in configured]
-        return [svc for svc in found if svc is not None and svc.hook == hook]
-    found = sorted((s for s in registry if s.hook == hook), key=lambda s: s.id)
+    candidates = (
+        [registry.get(sid) for sid in configured] if configured else sorted(registry, key=lambda s: s.id)
+    )
+    found = [svc for svc in candidates if svc is not None and svc.hook == hook]
     if not found:
         raise BadRequest(f"hook: no service answers {hook!r}")
     return found
@@ -201,7 +201,7 @@ def run_check(body: dict[str, Any]) -> dict[str, Any]:
         cards += [panel_card(card, svc.id) for card in answer["cards"]]
     if errors and len(errors) == len(results):
         raise errors[0]
-    cards.sort(key=lambda c: SEVERITY.get(c.get("indicator"), 3))
+    cards.sort(key=lambda c: SEVERITY.get(str(c.get("indicator")), 3))
     g.cards = len(cards)
     return {"hookInstance": body.get("hookInstance"), "cards": cards, "services": results}
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
+from flask.typing import ResponseReturnValue
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import costing
@@ -206,13 +207,13 @@ def create_demo_his(service_url: str | None = None, signer: HisSigner | None = N
         return jsonify({"patients": data.patients(), "orderables": catalog})
 
     @app.post("/his/api/chart")  # POST: patient ids stay out of URLs and access logs
-    def chart() -> Response:
+    def chart() -> ResponseReturnValue:
         body = request.get_json(silent=True) or {}
         found = data.chart(str(body.get("patientId", "")))
         return jsonify(found) if found else (jsonify({"error": "no open stay for this patient"}), 404)
 
     @app.post("/his/api/cds-token")
-    def cds_token() -> Response:
+    def cds_token() -> ResponseReturnValue:
         """Server side: a page token from the service, so the page holds no long-lived secret."""
         url = service() + "/plugin/v1/token"
         headers = {"Content-Type": "application/json"}
@@ -229,7 +230,7 @@ def create_demo_his(service_url: str | None = None, signer: HisSigner | None = N
         return Response(resp.content, 200, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
     @app.post("/his/fhir")
-    def apply_transaction() -> Response:
+    def apply_transaction() -> ResponseReturnValue:
         """The HIS's FHIR endpoint for accepted suggestions (a transaction Bundle), recorded in memory."""
         bundle = request.get_json(silent=True)
         if (
