@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -206,3 +207,70 @@ def test_the_enterprise_policy_force_installs_and_limits_the_extension_to_the_hi
     assert settings["runtime_blocked_hosts"] == ["*://*"]
     assert policy["3rdparty"]["extensions"]["a" * 32] == config
     assert json.loads(json.dumps(policy)) == policy
+
+
+def test_the_build_command_writes_a_reproducible_zip_a_signed_crx_the_update_manifest_and_the_policy(
+    tmp_path,
+):
+    from click.testing import CliRunner
+
+    from cds_service.cli import main
+
+    config = tmp_path / "extension-config.json"
+    config.write_text(
+        json.dumps({"serviceUrl": "https://cds.hospital.cn/", "pages": ["https://his.hospital.cn/*"]})
+    )
+    key = tmp_path / "hospital.pem"
+    runs = []
+    for out in ("a", "b"):
+        result = CliRunner().invoke(
+            main,
+            [
+                "plugin",
+                "build-extension",
+                "--output",
+                str(tmp_path / out),
+                "--key",
+                str(key),
+                "--update-url",
+                "https://cds.hospital.cn/ext/updates.xml",
+                "--config",
+                str(config),
+            ],  # fmt: skip
+        )
+        assert result.exit_code == 0, result.output
+        runs.append(tmp_path / out)
+    assert oct(key.stat().st_mode & 0o777) == "0o600"  # created on the first run, reused on the second
+    zips = [(run / "dip-cds-extension-1.0.0.zip").read_bytes() for run in runs]
+    assert zips[0] == zips[1]  # reproducible
+    ext_id = collect(key=load_or_create_key(key)).extension_id
+    policy = json.loads((runs[0] / "enterprise-policy.json").read_text())
+    assert policy["ExtensionSettings"][ext_id]["update_url"] == "https://cds.hospital.cn/ext/updates.xml"
+    ns = {"u": "http://www.google.com/update2/response"}
+    app = ElementTree.parse(runs[0] / "updates.xml").getroot().find("u:app", ns)
+    assert app.get("appid") == ext_id
+    check = app.find("u:updatecheck", ns)
+    assert (check.get("codebase"), check.get("version")) == (
+        "https://cds.hospital.cn/ext/dip-cds-extension-1.0.0.crx",
+        "1.0.0",
+    )
+    crx = (runs[0] / "dip-cds-extension-1.0.0.crx").read_bytes()
+    (header_length,) = struct.unpack("<I", crx[8:12])
+    assert crx[:4] == b"Cr24" and crx[12 + header_length :] == zips[0]
+
+
+def test_the_build_refuses_a_key_that_cannot_sign_an_extension(tmp_path):
+    from click.testing import CliRunner
+
+    from cds_service.cli import main
+
+    bad = tmp_path / "ec.pem"
+    bad.write_bytes(
+        ec_key().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    result = CliRunner().invoke(
+        main, ["plugin", "build-extension", "--output", str(tmp_path / "o"), "--key", str(bad)]
+    )
+    assert result.exit_code != 0 and "signed with RSA keys" in result.output
