@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import create_engine, select
 
+from browser_plugin.demo_his import HisSigner, create_demo_his
 from cds_service.feedback import feedback_table
-from tests.plugin_helpers import ARTIFACTS
+from tests.demo_fhir_helpers import serving
+from tests.plugin_helpers import ARTIFACTS, plugin_service
+from tests.service_helpers import ec_key, public_jwk
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,6 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+HIS_ISS = "https://his.demo.example.cn"
 
 
 def require_chromium() -> None:
@@ -77,3 +83,26 @@ def feedback_rows(home: Path) -> list[Any]:
             return list(conn.execute(select(feedback_table)))
     finally:
         engine.dispose()
+
+
+@contextmanager
+def his_and_service(home: Path) -> Iterator[SimpleNamespace]:
+    """The demo HIS (its backend signs with its own EC key) and the dip-cds service with JWT required,
+    that key trusted and the HIS origin allowed, both over HTTP on loopback."""
+    key = ec_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    his = create_demo_his(signer=HisSigner(pem, HIS_ISS, "his-1"))
+    with serving(his) as his_url:
+        service = plugin_service(
+            home,
+            security={
+                "jwt": "required",
+                "issuers": [{"iss": HIS_ISS, "jwks": {"keys": [public_jwk(key, "his-1", "ES384")]}}],
+            },
+            plugin={"allowed_origins": [his_url]},
+        )
+        with serving(service) as service_url:
+            his.config["SERVICE_URL"] = service_url
+            yield SimpleNamespace(his=his_url, service=service_url, home=home)

@@ -9,52 +9,29 @@ nothing on the host page. Any console error fails the test.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 
-from browser_plugin.demo_his import HisSigner, create_demo_his
 from tests.browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     VIEWPORT,
     ConsoleWatch,
     feedback_rows,
+    his_and_service,
     playwright_session,
     require_chromium,
     screenshot,
 )
-from tests.demo_fhir_helpers import serving
-from tests.plugin_helpers import plugin_service
-from tests.service_helpers import ec_key, public_jwk
-
-HIS_ISS = "https://his.demo.example.cn"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Demo HIS (with its signing key) → dip-cds service (JWT required, the HIS origin allowed)."""
     require_chromium()
-    key = ec_key()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    his = create_demo_his(signer=HisSigner(pem, HIS_ISS, "his-1"))
-    home = tmp_path_factory.mktemp("home")
-    with serving(his) as his_url:
-        service = plugin_service(
-            home,
-            security={
-                "jwt": "required",
-                "issuers": [{"iss": HIS_ISS, "jwks": {"keys": [public_jwk(key, "his-1", "ES384")]}}],
-            },
-            plugin={"allowed_origins": [his_url]},
-        )
-        with serving(service) as service_url:
-            his.config["SERVICE_URL"] = service_url
-            yield SimpleNamespace(his=his_url, service=service_url, home=home, his_app=his)
+    with his_and_service(tmp_path_factory.mktemp("home")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

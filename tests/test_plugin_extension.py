@@ -13,7 +13,6 @@ from xml.etree import ElementTree
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from browser_plugin.demo_his import HisSigner, create_demo_his
 from browser_plugin.extension import (
     build,
     collect,
@@ -28,38 +27,19 @@ from tests.browser_helpers import (
     VIEWPORT,
     ConsoleWatch,
     feedback_rows,
+    his_and_service,
     playwright_session,
     require_chromium,
     screenshot,
 )
-from tests.demo_fhir_helpers import serving
-from tests.plugin_helpers import plugin_service
-from tests.service_helpers import ec_key, public_jwk
-
-HIS_ISS = "https://his.demo.example.cn"
+from tests.service_helpers import ec_key
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_chromium()
-    key = ec_key()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    his = create_demo_his(signer=HisSigner(pem, HIS_ISS, "his-1"))
-    home = tmp_path_factory.mktemp("home")
-    with serving(his) as his_url:
-        service = plugin_service(
-            home,
-            security={
-                "jwt": "required",
-                "issuers": [{"iss": HIS_ISS, "jwks": {"keys": [public_jwk(key, "his-1", "ES384")]}}],
-            },
-            plugin={"allowed_origins": [his_url]},
-        )
-        with serving(service) as service_url:
-            his.config["SERVICE_URL"] = service_url
-            yield SimpleNamespace(his=his_url, service=service_url, home=home)
+    with his_and_service(tmp_path_factory.mktemp("home")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
