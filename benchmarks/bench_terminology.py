@@ -122,18 +122,21 @@ def main() -> None:
     queries = names + ["".join(lazy_pinyin(n, style=Style.FIRST_LETTER)).upper()[:8] for n in names[:500]]
     queries += [c[:5] for c in rng.sample(dx_codes, 200)]
     queries += [n[:2] for n in names[:200]] + [n[1:-1] + "病" for n in names[:200]]  # short and typo'd
-    latencies = []
+    latencies, cpu = [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         term.search(q, kind="dx", limit=20)
         latencies.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
     results["search_queries"] = len(queries)
-    results["search_ms"] = {
-        "p50": round(statistics.median(latencies), 3),
-        "p95": round(percentile(latencies, 95), 3),
-        "p99": round(percentile(latencies, 99), 3),
-        "max": round(max(latencies), 3),
-    }
+    # wall time includes waiting for a shared CPU; the CPU time of the same calls does not
+    for key, values in (("search_ms", latencies), ("search_cpu_ms", cpu)):
+        results[key] = {
+            "p50": round(statistics.median(values), 3),
+            "p95": round(percentile(values, 95), 3),
+            "p99": round(percentile(values, 99), 3),
+            "max": round(max(values), 3),
+        }
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 

@@ -7,22 +7,20 @@ labelled as sample.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import sqlite3
 import threading
-import tomllib
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 
+from cds_service.tables import HeaderNotFound, Row, Table, TableError, TableSpec, open_table
 from costing.categories import category_names, normalize_category
-from terminology.textfile import decode_table_text
 
 log = logging.getLogger(__name__)
 
@@ -102,24 +100,9 @@ class ImportReport:
 # -- parsing -------------------------------------------------------------------------------------
 
 
-def _header_key(text: object) -> str:
-    return unicodedata.normalize("NFKC", str(text or "")).strip().lower().replace(" ", "").replace("_", "")
-
-
-def _header_aliases() -> dict[str, str]:
-    with HEADERS_FILE.open("rb") as handle:
-        raw = tomllib.load(handle)
-    return {_header_key(alias): column for column, aliases in raw.items() for alias in aliases}
-
-
-def _map_header(row: Sequence[object]) -> dict[str, int] | None:
-    aliases = _header_aliases()
-    mapping: dict[str, int] = {}
-    for index, cell in enumerate(row):
-        column = aliases.get(_header_key(cell))
-        if column and column not in mapping:
-            mapping[column] = index
-    return mapping if all(c in mapping for c in REQUIRED_COLUMNS) else None
+@cache
+def _spec() -> TableSpec:
+    return TableSpec.from_toml(HEADERS_FILE, "price_list", required=REQUIRED_COLUMNS)
 
 
 def parse_price(raw: object) -> Decimal | None:
@@ -136,67 +119,19 @@ def parse_price(raw: object) -> Decimal | None:
     return value
 
 
-def _cell(row: Sequence[object], index: int | None) -> str:
-    if index is None or index >= len(row) or row[index] is None:
-        return ""
-    value = row[index]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return unicodedata.normalize("NFKC", str(value)).strip()
+def _text(row: Row, column: str) -> str:
+    return unicodedata.normalize("NFKC", row.text(column))
 
 
-def _rows_from_csv(data: bytes) -> Iterator[tuple[int, list[str]]]:
-    text = decode_table_text(data)
-    if text is None:
-        raise PriceImportError("the file is neither UTF-8 nor GB18030 text")
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    for row in reader:
-        yield reader.line_num, row
-
-
-def _rows_from_xlsx(path: Path, sheet: str | None) -> Iterator[tuple[int, list[object]]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for broken files
-        raise PriceImportError(f"cannot read {path.name} as an Excel workbook: {exc}") from exc
-    try:
-        if sheet is not None and sheet not in workbook.sheetnames:
-            raise PriceImportError(
-                f"no sheet {sheet!r} in {path.name} (sheets: {', '.join(workbook.sheetnames)})"
-            )
-        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
-        for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            yield number, list(row)
-    finally:
-        workbook.close()
-
-
-def parse_price_rows(rows: Iterable[tuple[int, Sequence[object]]]) -> list[PriceItem]:
-    """Validate rows (the first that names the required columns is the header); all-or-nothing."""
-    header: dict[str, int] | None = None
+def _parse_rows(table: Table) -> list[PriceItem]:
+    """Validate every row; all-or-nothing (a price list half imported would misprice orders)."""
+    table.required = frozenset()  # an empty value is reported below with the row's other problems
     items: list[PriceItem] = []
     errors: list[PriceRowError] = []
     seen: dict[str, int] = {}
-    for line, row in rows:
-        if not any(str(c).strip() for c in row if c is not None):
-            continue
-        if header is None:
-            header = _map_header(row)
-            if header is None and line >= 20:
-                break
-            continue
-        code = _cell(row, header["code"])
-        name = _cell(row, header["name"])
-        price_text = _cell(row, header["unit_price"])
-        category_text = _cell(row, header["category"])
-        unit = _cell(row, header.get("unit"))
+    for row in table:
+        code, name = _text(row, "code"), _text(row, "name")
+        price_text, category_text = _text(row, "unit_price"), _text(row, "category")
         problems = []
         if not code:
             problems.append("item code is empty")
@@ -212,13 +147,12 @@ def parse_price_rows(rows: Iterable[tuple[int, Sequence[object]]]) -> list[Price
         if key and key in seen:
             problems.append(f"item code {code!r} already given on line {seen[key]}")
         if problems or price is None or category is None:
-            errors.append(PriceRowError(line, "; ".join(problems)))
+            errors.append(PriceRowError(row.line, "; ".join(problems)))
             continue
-        seen[key] = line
-        items.append(PriceItem(code=code, name=name, unit_price=price, category=category, unit=unit))
-    if header is None:
-        expected = ", ".join(REQUIRED_COLUMNS)
-        raise PriceImportError(f"no header row with the columns {expected} (see costing/price_headers.toml)")
+        seen[key] = row.line
+        items.append(
+            PriceItem(code=code, name=name, unit_price=price, category=category, unit=_text(row, "unit"))
+        )
     if errors:
         raise PriceImportError(f"{len(errors)} bad line(s); nothing imported", errors)
     if not items:
@@ -228,12 +162,16 @@ def parse_price_rows(rows: Iterable[tuple[int, Sequence[object]]]) -> list[Price
 
 def read_price_file(path: Path | str, sheet: str | None = None) -> list[PriceItem]:
     """Parse a CSV/TSV or XLSX price list; raises :class:`PriceImportError` with line numbers."""
-    path = Path(path)
-    if not path.is_file():
-        raise PriceImportError(f"{path} does not exist")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return parse_price_rows(_rows_from_xlsx(path, sheet))
-    return parse_price_rows(_rows_from_csv(path.read_bytes()))
+    try:
+        with open_table(path, _spec(), sheet=sheet) as table:
+            return _parse_rows(table)
+    except HeaderNotFound:
+        expected = ", ".join(REQUIRED_COLUMNS)
+        raise PriceImportError(
+            f"no header row with the columns {expected} (see costing/price_headers.toml)"
+        ) from None
+    except TableError as exc:
+        raise PriceImportError(str(exc)) from None
 
 
 # -- storage -------------------------------------------------------------------------------------
@@ -308,7 +246,7 @@ def _load_from_db(db_path: Path) -> PriceList | None:
 
 def sample_prices() -> PriceList:
     """The shipped demo price list (hand-made, plausible prices; not any hospital's real list)."""
-    items = parse_price_rows(_rows_from_csv(SAMPLE_FILE.read_bytes()))
+    items = read_price_file(SAMPLE_FILE)
     return PriceList.from_items(items, source="示例价目表（演示数据，非真实价格）", is_sample=True)
 
 

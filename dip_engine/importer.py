@@ -1,6 +1,7 @@
 """Catalog and procedure-type import with a validation report.
 
-Bureaus publish catalogs as workbooks or CSV with varying headers (``config/headers.toml``),
+Bureaus publish catalogs as workbooks or CSV with varying headers (``config/headers.toml``, plus a
+region's ``<data home>/headers.toml``; files are read by :mod:`cds_service.tables`),
 messy codes (``44.1300X001``, ``C56.X``), names with line breaks, and — in 平顶山's case — a score
 column that is a VLOOKUP into a statistics sheet. The importer keeps every good row, rejects bad
 ones with a reason and a line number, and cross-checks scores against the statistics.
@@ -14,6 +15,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from cds_service.tables import RawSheet, TableError, TableSpec, read_sheets
 from dip_engine.catalog import Catalog
 from dip_engine.codes import (
     LIST_SEPARATORS,
@@ -25,9 +27,7 @@ from dip_engine.codes import (
     format_procedures,
     parse_group_code,
 )
-from dip_engine.headers import map_headers
 from dip_engine.optypes import OpTypeEntry, type_code_of
-from dip_engine.tables import Sheet, TableError, read_sheets
 from grouper import Group, GroupType
 
 #: Score differences below this (points) are rounding, not disagreement.
@@ -40,8 +40,18 @@ _TYPE_VALUES = {
 }  # fmt: skip
 
 
+HEADERS = Path(__file__).with_name("config") / "headers.toml"
+
+
 class CatalogImportError(ValueError):
     """The file as a whole cannot be imported (no usable sheet or columns)."""
+
+
+def _columns(header: list[object], section: str, home: Path | None) -> dict[str, int]:
+    """Field → column index for one sheet's header: the packaged aliases of ``section`` plus the
+    region's in ``<home>/headers.toml`` (a broken file raises :class:`TableError`, a ValueError)."""
+    extra = Path(home) / "headers.toml" if home else None
+    return TableSpec.from_toml(HEADERS, section, extra=extra).match(header)
 
 
 def _generated_name(code: str, gtype: str, op_type: str | None) -> str:
@@ -141,12 +151,14 @@ def _cell(cells: list[object], cols: dict[str, int], name: str) -> object:
     return cells[i] if i is not None and i < len(cells) else None
 
 
-def _pick_sheets(sheets: list[Sheet], home: Path | None) -> tuple[Sheet, dict[str, int], Sheet | None, dict]:
-    catalog: tuple[Sheet, dict] | None = None
-    stats: tuple[Sheet, dict] | None = None
+def _pick_sheets(
+    sheets: list[RawSheet], home: Path | None
+) -> tuple[RawSheet, dict[str, int], RawSheet | None, dict]:
+    catalog: tuple[RawSheet, dict] | None = None
+    stats: tuple[RawSheet, dict] | None = None
     for sheet in sheets:
-        cat_cols = map_headers(sheet.headers, "catalog", home)
-        st_cols = map_headers(sheet.headers, "stats", home)
+        cat_cols = _columns(sheet.header, "catalog", home)
+        st_cols = _columns(sheet.header, "stats", home)
         looks_stats = "code" in st_cols and ("region_avg_cost" in st_cols or "avg_cost" in st_cols)
         looks_catalog = ("code" in cat_cols or "diagnosis" in cat_cols) and (
             "diagnosis" in cat_cols or "type" in cat_cols or not looks_stats
@@ -157,14 +169,14 @@ def _pick_sheets(sheets: list[Sheet], home: Path | None) -> tuple[Sheet, dict[st
             stats = (sheet, st_cols)
     if catalog is None:
         if stats is None:
-            names = ", ".join(f"{s.name}: {[clean_text(h) for h in s.headers][:8]}" for s in sheets)
+            names = ", ".join(f"{s.name}: {[clean_text(h) for h in s.header][:8]}" for s in sheets)
             raise CatalogImportError(f"找不到病种目录表（需要“病种编码”或“主诊断代码”等列）。表头: {names}")
-        catalog = (stats[0], map_headers(stats[0].headers, "catalog", home))
+        catalog = (stats[0], _columns(stats[0].header, "catalog", home))
         stats = None
     return catalog[0], catalog[1], (stats[0] if stats else None), (stats[1] if stats else {})
 
 
-def _read_stats(sheet: Sheet, cols: dict[str, int], report: ImportReport) -> dict[str, dict]:
+def _read_stats(sheet: RawSheet, cols: dict[str, int], report: ImportReport) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for line, cells in sheet.rows:
         code = clean_code(_cell(cells, cols, "code"))
@@ -470,7 +482,7 @@ def import_optypes(path: str | Path, home: Path | None = None) -> tuple[list[OpT
     sheets = read_sheets(path)
     report = ImportReport(source=path.name)
     for sheet in sheets:
-        cols = map_headers(sheet.headers, "optypes", home)
+        cols = _columns(sheet.header, "optypes", home)
         if "code" in cols and ("type" in cols or "type_code" in cols):
             break
     else:

@@ -27,8 +27,7 @@ from hooks.assess import (
     stay_of,
     ungrouped_reason,
 )
-from mappings import resolve_code
-from terminology.systems import identify_system
+from mappings import resolve_coding
 
 GROUP_MOVING_TYPES = frozenset({OpType.SS, OpType.ZLXCZ})  # operations/interventions, therapeutic procedures
 MAX_ORDERS = 1000  # a bundle larger than this is priced in part, and the card says so
@@ -36,12 +35,13 @@ ORDER_STATUSES_IGNORED = frozenset({"revoked", "entered-in-error", "completed", 
 
 
 def draft_procedures(
-    orders: list[dict[str, Any]], terminology: Any, counts: Callable[[str], bool]
+    orders: list[dict[str, Any]], terminology: Any, counts: Callable[[str], bool], local_maps: Any = None
 ) -> list[tuple[str, str]]:
     """(医保版 ICD-9-CM-3 code, name) of draft operations and therapeutic procedures: ServiceRequests
-    coded in a procedure code system (国临版 codes are mapped) whose type ``counts``. Diagnostic
-    examinations (an MRI, a CT) are left out: they are rarely coded on the settlement list and must
-    not read as "this operation moves the stay". Charge-item codes and text never count."""
+    whose coding the mapping layer resolves to a procedure code (国临版 and hospital codes mapped; a
+    misspelt or unknown system URI only when the display confirms the code) whose type ``counts``.
+    Diagnostic examinations (an MRI, a CT) are left out: they are rarely coded on the settlement list
+    and must not read as "this operation moves the stay". Charge-item codes and text never count."""
     found: list[tuple[str, str]] = []
     for order in orders[:MAX_ORDERS]:
         if order.get("resourceType") != "ServiceRequest" or order.get("status") in ORDER_STATUSES_IGNORED:
@@ -50,12 +50,7 @@ def draft_procedures(
         if isinstance(concept, Mapping) and isinstance(concept.get("concept"), Mapping):
             concept = concept["concept"]  # R5 CodeableReference
         for coding in (concept or {}).get("coding") or [] if isinstance(concept, Mapping) else []:
-            if not isinstance(coding, Mapping) or not isinstance(coding.get("code"), str):
-                continue
-            info = identify_system(coding.get("system"))
-            if info is None or info.kind != "px":
-                continue
-            res = resolve_code(terminology, "px", coding["code"], coding.get("system"))
+            res = resolve_coding(terminology, "px", coding, local_maps, trust_systemless=False)
             if res.mapped and res.code and counts(res.code) and res.code not in {code for code, _ in found}:
                 found.append((res.code, res.display or str(coding.get("display") or "")))
                 break
@@ -77,6 +72,7 @@ def order_cards(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[
         orders,
         req.app_data.terminology,
         lambda code: ctx.engine.optypes.classify(code)[0] in GROUP_MOVING_TYPES,
+        ctx.local_maps,
     )
     if operations:
         after, after_pricing = evaluate(

@@ -3,12 +3,19 @@ confidence and the path taken (see :mod:`mappings.resolve`)."""
 
 from mappings.local_maps import LocalMaps, load_local_maps, local_maps_for_home
 from mappings.resolution import Candidate, Resolution
-from mappings.resolve import DEFAULT_TEXT_THRESHOLD, map_codeable_concept, resolve_code, resolve_text
+from mappings.resolve import (
+    DEFAULT_TEXT_THRESHOLD,
+    map_codeable_concept,
+    resolve_code,
+    resolve_coding,
+    resolve_text,
+)
 
 __all__ = [
     "Candidate",
     "Resolution",
     "resolve_code",
+    "resolve_coding",
     "resolve_text",
     "map_codeable_concept",
     "LocalMaps",

@@ -30,6 +30,8 @@ class Resolution:
     changes: tuple[str, ...] = ()
     source_system: str | None = None
     source_code: str | None = None
+    #: warnings that do not stop the assignment, e.g. 'system-near-miss', 'system-unknown'
+    flags: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -53,6 +55,7 @@ class Resolution:
             "changes": list(self.changes),
             "source_system": self.source_system,
             "source_code": self.source_code,
+            "flags": list(self.flags),
         }
 
 

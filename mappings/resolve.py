@@ -1,25 +1,40 @@
 """Turn any code or CodeableConcept the EMR sends into the best 医保版 code, or a clear question.
 
 Order of trust: a 医保版 code as is; a 国临版 code through the official map; a local HIS code
-through the hospital's map file; a WHO ICD-10 code through its 亚目's 医保版 members; free text
-through ranked fuzzy search, which is never auto-assigned below the confidence threshold. Every
-answer says which path decided and why, because a wrong code silently changes the DIP group.
+through the hospital's map file; a WHO ICD-10 code through its 亚目's 医保版 members; a code sent
+under a misspelt or unknown system URI only when its display confirms it (flagged, lower
+confidence); free text through ranked fuzzy search, which is never auto-assigned below the
+confidence threshold. Every answer says which path decided and why, because a wrong code silently
+changes the DIP group.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 from mappings.local_maps import LocalMaps, load_local_maps, local_maps_for_home
 from mappings.resolution import Candidate, Resolution, unmapped
-from terminology.systems import SystemInfo, canonical_for_kind, identify_system
+from terminology.systems import SystemInfo, canonical_for_kind, identify_system, near_miss_system
+from terminology.wording import same_concept
 
-__all__ = ["resolve_code", "map_codeable_concept", "resolve_text", "DEFAULT_TEXT_THRESHOLD"]
+__all__ = [
+    "resolve_code",
+    "resolve_coding",
+    "map_codeable_concept",
+    "resolve_text",
+    "DEFAULT_TEXT_THRESHOLD",
+    "NEAR_MISS_CONFIDENCE",
+    "UNKNOWN_SYSTEM_CONFIDENCE",
+]
 
 #: text matches at or above this score are assigned without confirmation (exact official name).
 DEFAULT_TEXT_THRESHOLD = 0.95
 MAX_TEXT_LENGTH = 200
+#: confidence cap of a code accepted under a misspelt system URI / an unknown one (display-confirmed)
+NEAR_MISS_CONFIDENCE = 0.9
+UNKNOWN_SYSTEM_CONFIDENCE = 0.8
 _KIND_WORD = {"dx": "诊断", "px": "手术操作"}
 
 
@@ -254,6 +269,15 @@ def _resolve_who(term, raw: str, system: str | None) -> Resolution:
     )
 
 
+#: search match kind → (path, how the text relates to the official name) for an assigned text
+_TEXT_PATHS = {
+    "name": ("text-exact-name", "一致"),
+    "name-variant": ("text-same-concept", "是同一概念（仅写法不同：病/症/术、性/型、括号内别名等）"),
+    "name+synonym": ("text-synonym", "一致（按临床简称对照表展开）"),
+    "name-variant+synonym": ("text-synonym", "是同一概念（按临床简称对照表展开）"),
+}
+
+
 def resolve_text(
     term, kind: str, text: Any, threshold: float = DEFAULT_TEXT_THRESHOLD, limit: int = 5
 ) -> Resolution:
@@ -274,14 +298,15 @@ def resolve_text(
     top = hits[0]
     tie = len(hits) > 1 and hits[1].score >= top.score
     if top.score >= threshold and not tie:
+        path, how = _TEXT_PATHS.get(top.match, ("text-fuzzy", "相近"))
         return Resolution(
             top.code,
             top.display,
             canonical_for_kind(kind),
             top.score,
-            {"name": "text-exact-name", "name+synonym": "text-synonym"}.get(top.match, "text-fuzzy"),
+            path,
             candidates=cands,
-            reasons=(*reasons, f"文字“{query[:30]}”与医保版名称“{top.display}”一致"),
+            reasons=(*reasons, f"文字“{query[:30]}”与医保版名称“{top.display}”{how}"),
         )
     return Resolution(
         None,
@@ -298,8 +323,115 @@ def resolve_text(
     )
 
 
-# --- CodeableConcept ------------------------------------------------------------------------------
-_PRIORITY = {"yb": 0, "gl": 1, "local": 2, "who": 3, None: 4}
+# --- one coding, and a CodeableConcept ---------------------------------------------------------------
+_PRIORITY = {"yb": 0, "gl": 1, "local": 2, "who": 3, None: 4, "system-near-miss": 5, "system-unknown": 6}
+_UNLISTED = 9  # a system nobody knows and whose code could not be confirmed
+
+
+def _coding_priority(res: Resolution) -> int:
+    if res.path.startswith("local-map:"):
+        return _PRIORITY["local"]
+    for flag in res.flags:
+        if flag in _PRIORITY:
+            return _PRIORITY[flag]
+    if not res.source_system:
+        return _PRIORITY[None]
+    info = identify_system(res.source_system)
+    return _PRIORITY[info.family] if info else _UNLISTED
+
+
+def resolve_coding(
+    term, kind: str, coding: Any, local_maps=None, *, trust_systemless: bool = True
+) -> Resolution:
+    """The 医保版 code for one FHIR Coding (never raises, never falls back to text).
+
+    A coding whose system is the hospital's (local maps) or a known one resolves as such. One whose
+    system URI is a near miss of a known one (``…/icd-10-yb-2.0``) or unknown is accepted only when
+    its display agrees with the official name of what its code denotes, flagged and with a lower
+    confidence (the display is the evidence; without it the code is not trusted). A coding without
+    a system counts as 医保版/国临版 unless ``trust_systemless`` is False (draft orders, where such
+    codes are usually charge items): then it needs the same display evidence."""
+    try:
+        return _resolve_coding(term, kind, coding, _as_local_maps(term, local_maps), trust_systemless)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never an exception to the caller"
+        return unmapped((f"无法处理该编码（内部错误：{type(exc).__name__}）",))
+
+
+def _resolve_coding(term, kind: str, coding: Any, locals_: LocalMaps, trust_systemless: bool) -> Resolution:
+    if not _ok_kind(kind):
+        return unmapped((f"未知的编码类型 {str(kind)[:20]!r}（应为 dx 或 px）",))
+    if not isinstance(coding, dict) or not isinstance(coding.get("code"), str) or not coding["code"].strip():
+        return unmapped(("coding 没有编码",))
+    code, system, display = coding["code"], coding.get("system"), coding.get("display")
+    system = system if isinstance(system, str) and system.strip() else None
+    if system and locals_.knows_system(system):
+        entry = locals_.get(system, code)
+        if entry is None:
+            return unmapped(
+                (f"院内编码 {code[:40]} 不在医院映射表中",), source_system=system, source_code=code[:64]
+            )
+        return _resolve_local(term, kind, entry, system)
+    if (system and identify_system(system) is not None) or (system is None and trust_systemless):
+        return resolve_code(term, kind, code, system)
+    return _resolve_unlisted(term, kind, code, system, display if isinstance(display, str) else None)
+
+
+def _resolve_unlisted(term, kind: str, code: str, system: str | None, display: str | None) -> Resolution:
+    """A code under a system URI we do not know (or none where one is needed): trusted only when the
+    display names the same concept as the code does in the system the URI evidently meant."""
+    near = near_miss_system(system)
+    meant = near if near is not None and near.kind == kind and near.family in ("yb", "gl") else None
+    res = resolve_code(term, kind, code, meant.uri if meant else None)
+    shown = (system or "")[:80]
+    if not res.mapped or not res.code or not res.path.endswith(("-exact", "-official-map")):
+        return unmapped(
+            (
+                f"{_system_words(system)}：{code[:40]} 不是有效的医保版/国临版{_KIND_WORD[kind]}编码，"
+                "无法判断其含义（请配置医院本地映射表）",
+            ),
+            source_system=system,
+            source_code=code[:64],
+        )
+    names = [res.display or ""]
+    source = term.translate(kind, code) if "official-map" in res.path else None
+    if source is not None:
+        names.append(source.source_name)
+    if not any(same_concept(display or "", name, kind) for name in names):
+        said = f"coding.display“{display[:40]}”与之不一致" if display else "coding 没有 display，无法确认"
+        return replace(
+            unmapped(
+                (
+                    f"{_system_words(system)}；编码 {code[:40]} 在医保版中是“{res.display}”，但{said}，"
+                    f"不予自动采用（请使用标准编码系统 URI {canonical_for_kind(kind)}）",
+                ),
+                candidates=(Candidate(res.code, res.display or "", 0.5),),  # what the code says
+                source_system=system,
+                source_code=code[:64],
+            ),
+            flags=("display-conflict",) if display else (),
+        )
+    if meant is not None:
+        flag, cap = "system-near-miss", NEAR_MISS_CONFIDENCE
+        why = f"编码系统 URI {shown} 与{meant.title}的标准 URI {meant.uri} 相近，视为拼写偏差"
+    else:
+        flag, cap = "system-unknown", UNKNOWN_SYSTEM_CONFIDENCE
+        why = _system_words(system)
+    return replace(
+        res,
+        confidence=min(res.confidence, cap),
+        # flag first: the code was not sent under a 医保版 system, so hooks show the mapping and
+        # offer to add the canonical coding (system-near-miss:yb2.0, system-unknown:gl2.0-official-map)
+        path=f"{flag}:{res.path.removesuffix('-exact')}",
+        flags=(*res.flags, flag),
+        reasons=(
+            *res.reasons,
+            f"{why}；编码 {code[:40]} 与名称“{(display or '')[:40]}”一致，按医保版 {res.code}（{res.display}）采用，可信度降为 {min(res.confidence, cap):.2f}",
+        ),
+    )
+
+
+def _system_words(system: str | None) -> str:
+    return f"编码系统 {system[:80]} 不是已知的编码系统" if system else "编码未注明编码系统"
 
 
 def _as_local_maps(term, local_maps) -> LocalMaps:
@@ -401,26 +533,14 @@ def _map_cc(term, kind, cc, local_maps, threshold) -> Resolution:
         if not isinstance(coding, dict):
             notes.append(f"第 {i + 1} 个 coding 不是对象，已忽略")
             continue
-        system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+        code, display = coding.get("code"), coding.get("display")
         if isinstance(display, str) and display.strip():
             displays.append(display)
         if not isinstance(code, str) or not code.strip():
             notes.append(f"第 {i + 1} 个 coding 没有编码")
             continue
-        system = system if isinstance(system, str) else None
-        if system and locals_.knows_system(system):
-            entry = locals_.get(system, code)
-            if entry is None:
-                res = unmapped(
-                    (f"院内编码 {code[:40]} 不在医院映射表中",), source_system=system, source_code=code[:64]
-                )
-            else:
-                res = _resolve_local(term, kind, entry, system)
-            results.append((_PRIORITY["local"], i, res))
-            continue
-        info = identify_system(system) if system else None
-        res = resolve_code(term, kind, code, system)
-        results.append((_PRIORITY[info.family if info else None] if (info or not system) else 9, i, res))
+        res = _resolve_coding(term, kind, coding, locals_, trust_systemless=True)
+        results.append((_coding_priority(res), i, res))
     for _prio, _i, res in results:
         notes.extend(r for r in res.reasons if res.code is None and r not in notes)
     if kind == "dx":
@@ -443,6 +563,20 @@ def _map_cc(term, kind, cc, local_maps, threshold) -> Resolution:
         notes.append("编码无法映射，改用 coding.display 的文字检索")
     if isinstance(text, str) and text.strip():
         by_text = resolve_text(term, kind, text, threshold)
+        conflict = tuple(c for _p, _i, r in results if "display-conflict" in r.flags for c in r.candidates)
+        if conflict and by_text.code is not None and by_text.code not in {c.code for c in conflict}:
+            # the code says one thing and its display another: neither wins without a coder
+            by_text = replace(
+                by_text,
+                code=None,
+                display=None,
+                system=None,
+                confidence=0.5,
+                path="code-display-conflict",
+                needs_confirmation=True,
+                candidates=(*conflict, *by_text.candidates),
+                reasons=(*by_text.reasons, "编码与名称指向不同的医保版条目，需要编码员确认"),
+            )
         # a code that nearly resolved (candidates) is more useful than text, keep both lists
         code_cands = tuple(c for _p, _i, r in results for c in r.candidates)
         if code_cands and by_text.code is None:

@@ -36,18 +36,35 @@ def _synonyms() -> tuple[tuple[str, str], ...]:
 
 
 def expand_synonyms(text: str) -> list[str]:
-    """Alternative wordings of ``text`` with clinical shorthand replaced (at most 3)."""
-    out: list[str] = []
+    """Alternative wordings of ``text`` with clinical shorthand replaced (at most 4): first every
+    shorthand at once (冠脉支架植入 → 冠状动脉支架置入), then each one alone."""
     upper = text.upper()
+    if len(upper) != len(text):  # case mapping changed the length (ß → SS): match as typed
+        upper = text
+    found: list[tuple[int, str, str]] = []  # (position, term, expansion), non-overlapping
+    taken: set[int] = set()
     for term, expansion in _synonyms():
         key = term.upper()
-        if key in upper and expansion not in text:
-            alt = upper.replace(key, expansion) if term.isascii() else text.replace(term, expansion)
-            if alt not in out:
-                out.append(alt)
-        if len(out) >= 3:
-            break
-    return out
+        pos = upper.find(key)
+        if pos < 0 or expansion in text:
+            continue
+        span = set(range(pos, pos + len(key)))
+        if span & taken:
+            continue  # inside a longer shorthand already replaced (terms are longest first)
+        taken |= span
+        found.append((pos, term, expansion))
+    if not found:
+        return []
+
+    def replaced(items) -> str:
+        out, last = [], 0
+        for pos, term, expansion in sorted(items):
+            out += [text[last:pos], expansion]
+            last = pos + len(term)
+        return "".join(out) + text[last:]
+
+    alternatives = [replaced(found)] + ([replaced([one]) for one in found] if len(found) > 1 else [])
+    return list(dict.fromkeys(alternatives))[:4]
 
 
 def _rank_key(kind_hit: tuple[str, SearchHit]) -> tuple[float, int, str]:
@@ -126,7 +143,9 @@ class CodeTable:
     @property
     def search_index(self) -> SearchIndex:
         if self._search is None:
-            self._search = SearchIndex(self.codes, self.names, self.initials, normalizer_for(self.kind))
+            self._search = SearchIndex(
+                self.codes, self.names, self.initials, normalizer_for(self.kind), self.kind
+            )
         return self._search
 
     def concept(self, i: int) -> Concept:

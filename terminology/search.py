@@ -3,6 +3,11 @@
 Built in memory at load time from plain lists (names and initials were prepared at import), so a
 query is a few C-level ``str.find`` scans over one joined string plus, when needed, one rapidfuzz
 pass: well under 10 ms over the 33,304 ICD-10 names.
+
+Names rank by what the clinician means, not by shared characters (see :mod:`terminology.wording`):
+the exact name; the same concept in other wording (高血压病 → 高血压, 腹腔镜阑尾切除术 → 腹腔镜下
+阑尾切除术); the same words in another order; narrower forms with the same head (原发性高血压,
+高血压3级); only then names that merely start with or contain the query (高血压脑病); fuzzy last.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+
+from terminology.wording import aliases, concept_keys, order_key, relation
 
 __all__ = ["SearchHit", "SearchIndex", "MAX_QUERY_LENGTH"]
 
@@ -35,22 +42,34 @@ class SearchHit:
     code: str
     display: str
     score: float  # 0..1, comparable across match kinds
-    match: str  # 'code' | 'code-prefix' | 'name' | 'name-prefix' | 'name-substring' | 'pinyin' | 'fuzzy'
+    # 'code' | 'code-prefix' | 'name' | 'name-variant' | 'name-reordered' | 'name-narrower'
+    # | 'name-sibling' | 'name-prefix' | 'name-substring' | 'name-words' | 'pinyin' | 'fuzzy'
+    match: str
+
+
+#: same concept in other wording, by the key level that matched (see wording.concept_keys)
+_VARIANT_SCORE = {1: 0.98, 2: 0.97, 3: 0.96}
+_REORDERED_SCORE = 0.93
 
 
 class SearchIndex:
-    """Search structures for one table; ``codes`` must be sorted (bisect for prefixes)."""
+    """Search structures for one table; ``codes`` must be sorted (bisect for prefixes). ``kind``
+    ('dx'/'px') selects the generic heads (病/症, 术) that wording keys ignore."""
 
-    def __init__(self, codes: list[str], names: list[str], initials: list[str], normalize) -> None:
+    def __init__(
+        self, codes: list[str], names: list[str], initials: list[str], normalize, kind: str = ""
+    ) -> None:
         self.codes = codes
         self.names = names
         self.initials = initials
         self._normalize = normalize
+        self._kind = kind
         # queries are NFKC-folded (full-width brackets, Ⅱ → II), so the searched text must be too
         self._folded = [unicodedata.normalize("NFKC", n) for n in names]
         self._name_blob, self._name_starts = self._join(self._folded)
         self._ini_blob, self._ini_starts = self._join(initials)
         self._chars: dict[str, array] | None = None
+        self._wording: _Wording | None = None
 
     @staticmethod
     def _join(items: list[str]) -> tuple[str, list[int]]:
@@ -83,20 +102,27 @@ class SearchIndex:
             if old is None or score > old[0]:
                 best[idx] = (score, match)
 
-        upper = re.sub(r"\s+", "", text).upper()
+        compact = re.sub(r"\s+", "", text)
+        upper = compact.upper()
         has_cjk = _CJK.search(text) is not None
         if _CODEISH.match(upper):
             self._code_hits(text, upper, offer, limit)
         if has_cjk:
-            self._name_hits(text, best)
+            keys = concept_keys(compact, self._kind)
+            self._name_hits(compact, keys[2], best)
+            self._concept_hits(compact, keys, offer)
             words = text.split()
             if len(words) > 1:
                 self._all_words_hits(words, offer)
-            # fuzzy matching only when literal matching found neither the name itself nor enough
-            exact = any(v[1] == "name" for v in best.values()) if len(best) < limit else True
+            # fuzzy matching only when literal matching found neither the concept itself nor enough
+            exact = (
+                any(v[1] in ("name", "name-variant") for v in best.values()) if len(best) < limit else True
+            )
             if fuzzy and not exact and len(text) >= 2:
-                self._fuzzy_hits(re.sub(r"\s+", "", text), offer, limit)
+                self._fuzzy_hits(compact, offer, limit)
         elif _INITIALS.match(upper):
+            for idx in self._words.by_key.get(upper, ()):  # an acronym in the name: ...[PTCA]
+                offer(idx, _VARIANT_SCORE[1], "name-variant")
             self._initials_hits(upper, offer)
         names, codes = self.names, self.codes
         ranked = heapq.nsmallest(
@@ -109,7 +135,42 @@ class SearchIndex:
     def prepare(self) -> SearchIndex:
         """Build the lazily built structures now (service start), not on the first query."""
         self._char_index  # noqa: B018
+        self._words  # noqa: B018
         return self
+
+    @property
+    def _words(self) -> _Wording:
+        if self._wording is None:
+            self._wording = _Wording(self.names, self._kind)
+        return self._wording
+
+    def _concept_hits(self, compact: str, keys: tuple[str, str, str], offer) -> None:
+        """The query's concept in other wording, its narrower forms, and its words reordered."""
+        words = self._words
+        same = words.by_key.get(keys[2], ())
+        for idx in same:
+            offer(idx, _VARIANT_SCORE[words.level(idx, keys)], "name-variant")
+        if keys[2] != compact and len(keys[2]) >= 2:  # 高血压病: also what 高血压 is the head of
+            self._scan_keys(keys[2], offer)
+        if not same and len(keys[2]) >= 4:
+            self._reordered_hits(keys[2], offer)
+
+    def _reordered_hits(self, key: str, offer) -> None:
+        """Names with exactly the query's characters in another order (切除 阑尾, 慢性胆囊炎伴胆囊
+        结石): candidates from the postings of its two rarest characters."""
+        index, keys, size, wanted = self._char_index, self._words.keys, len(key), order_key(key)
+        rarest = sorted(set(key), key=lambda c: len(index.get(c, ())))[:2]
+        if any(c not in index for c in rarest):
+            return
+        candidates = set(index[rarest[0]]).intersection(index[rarest[-1]])
+        for idx in candidates:
+            if len(keys[idx]) == size and order_key(keys[idx]) == wanted:
+                offer(idx, _REORDERED_SCORE, "name-reordered")
+
+    def _scan_keys(self, key: str, offer) -> None:
+        words = self._words
+        for idx, _start in self._scan(words.blob, words.starts, key):
+            offer(idx, *_related(key, words.keys[idx]))
 
     @property
     def _char_index(self) -> dict[str, array]:
@@ -176,21 +237,19 @@ class SearchIndex:
                 i += 1
                 taken += 1
 
-    def _name_hits(self, text: str, best: dict[int, tuple[float, str]]) -> None:
-        """Substring scan of the joined names; a tight loop because short queries hit thousands."""
+    def _name_hits(self, text: str, key: str, best: dict[int, tuple[float, str]]) -> None:
+        """Substring scan of the joined names; a tight loop because short queries hit thousands.
+        A hit is ranked by how its name relates to the query's concept key (narrower first)."""
         blob, starts, folded = self._name_blob, self._name_starts, self._folded
-        n = len(text)
+        keys = self._words.keys
         bisect_right = bisect.bisect_right
         pos, found = blob.find(text), 0
         while pos != -1 and found < _MAX_SCAN_HITS:
             idx = bisect_right(starts, pos) - 1
-            size = len(folded[idx])
-            if size == n:
+            if len(folded[idx]) == len(text):
                 score, match = 0.99, "name"
-            elif pos == starts[idx]:
-                score, match = 0.85 + 0.1 * n / size, "name-prefix"
             else:
-                score, match = 0.75 + 0.1 * n / size, "name-substring"
+                score, match = _related(key, keys[idx])
             old = best.get(idx)
             if old is None or score > old[0]:
                 best[idx] = (score, match)
@@ -209,6 +268,50 @@ class SearchIndex:
                     offer(idx, 0.8 + 0.09 * len(upper) / len(ini), "pinyin")
                 elif pos > 0:
                     offer(idx, 0.6 + 0.09 * len(upper) / len(ini), "pinyin")
+
+
+#: relation of a name to the query concept → (base score, share of score for covering it, match)
+_RELATION_SCORE = {
+    "narrower": (0.86, 0.08, "name-narrower"),
+    "sibling": (0.80, 0.06, "name-sibling"),
+    "prefix": (0.80, 0.06, "name-prefix"),
+    "contains": (0.74, 0.06, "name-substring"),
+}
+
+
+def _related(key: str, name_key: str) -> tuple[float, str]:
+    """Score and match kind of a name containing the query, from how it relates to the query's
+    concept (a name that contains it only literally, e.g. inside brackets, counts as 'contains')."""
+    base, span, match = _RELATION_SCORE.get(relation(key, name_key), _RELATION_SCORE["contains"])
+    return base + span * min(1.0, len(key) / max(1, len(name_key))), match
+
+
+class _Wording:
+    """Per-name wording keys (loosest level) and the lookup by key (and by bracketed alias)."""
+
+    def __init__(self, names: list[str], kind: str) -> None:
+        self._names, self._kind = names, kind
+        self.keys: list[str] = []
+        self.by_key: dict[str, list[int]] = {}
+        for idx, name in enumerate(names):
+            key = concept_keys(name, kind)[2]
+            self.keys.append(key)
+            self.by_key.setdefault(key, []).append(idx)
+            for alias in aliases(name):
+                alias_key = concept_keys(alias, kind)[2]
+                if idx not in self.by_key.setdefault(alias_key, []):
+                    self.by_key[alias_key].append(idx)
+        self.blob, self.starts = SearchIndex._join(self.keys)
+
+    def level(self, idx: int, query_keys: tuple[str, str, str]) -> int:
+        """The tightest key level at which the name (or one of its aliases) equals the query."""
+        best = 3
+        for text in (self._names[idx], *aliases(self._names[idx])):
+            name_keys = concept_keys(text, self._kind)
+            for level in (1, 2):
+                if name_keys[level - 1] == query_keys[level - 1]:
+                    best = min(best, level)
+        return best
 
 
 def char_postings(names: list[str]) -> dict[str, array]:

@@ -6,7 +6,11 @@ alternatives is case-insensitive and ignores a trailing slash or ``|version`` su
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+
+from rapidfuzz.distance import Levenshtein
 
 __all__ = [
     "YB_ICD10",
@@ -21,6 +25,7 @@ __all__ = [
     "SystemInfo",
     "SYSTEMS",
     "identify_system",
+    "near_miss_system",
     "canonical_for_kind",
 ]
 
@@ -146,6 +151,54 @@ def identify_system(uri: str | None) -> SystemInfo | None:
     if not uri or not isinstance(uri, str) or len(uri) > 500:
         return None
     return _INDEX.get(_key(uri))
+
+
+_SCHEME = re.compile(r"^(?:https?://|urn:)?(?:www\.)?")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_MIN_TAIL = 6  # 'icd10yb20': shorter tails ('icd10') name too little to trust without the host
+
+
+def _squash(uri: str) -> str:
+    """Case, scheme, www., separators and a |version suffix removed: what a person reading the URI
+    would compare (icd-10-yb-2.0 = icd10-yb2.0)."""
+    uri = unicodedata.normalize("NFKC", uri).strip().split("|", 1)[0].lower()
+    return _NOT_ALNUM.sub("", _SCHEME.sub("", uri))
+
+
+def _tail(uri: str) -> str:
+    return _squash(uri.strip().split("|", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+
+
+_NEAR: list[tuple[str, str, SystemInfo]] = []  # (squashed URI, squashed last segment, system)
+for _info in SYSTEMS:
+    for _uri in (_info.uri, *_info.aliases):
+        if "/" in _uri or ":" in _uri:
+            _NEAR.append((_squash(_uri), _tail(_uri), _info))
+
+
+def near_miss_system(uri: str | None) -> SystemInfo | None:
+    """The known system an unknown URI was evidently meant to name, or None.
+
+    A near miss is the same URI but for case, scheme, ``www.``, separators or a version suffix
+    (``http://www.nhsa.gov.cn/CodeSystem/icd-10-yb-2.0``), a typo of at most two characters (not
+    in an OID),
+    or another base URL ending in a known system's own identifier (``…/CodeSystem/icd10-yb2.0``).
+    Only a hint: the mapping layer still requires the code and its display to agree
+    (:func:`mappings.resolve.resolve_coding`)."""
+    if not uri or not isinstance(uri, str) or len(uri) > 500 or identify_system(uri) is not None:
+        return None
+    squashed, tail = _squash(uri), _tail(uri)
+    if not squashed:
+        return None
+    typo_ok = not squashed.startswith("oid")  # OIDs one digit apart are different systems (…3.11/…3.12)
+    best: tuple[int, SystemInfo] | None = None
+    for known, known_tail, info in _NEAR:
+        if squashed == known or (len(tail) >= _MIN_TAIL and tail == known_tail):
+            return info
+        distance = Levenshtein.distance(squashed, known, score_cutoff=2) if typo_ok else 3
+        if distance <= 2 and (best is None or distance < best[0]):
+            best = (distance, info)
+    return best[1] if best else None
 
 
 def canonical_for_kind(kind: str) -> str:

@@ -80,3 +80,39 @@ def real_terminology():
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.write_bytes(text.encode(encoding))
     return path
+
+
+# --- the everyday-phrase table (issue 9 item 7) -----------------------------------------------------
+PHRASES = Path(__file__).with_name("data") / "text_mapping_phrases.csv"
+
+
+def read_phrases() -> list[dict[str, str]]:
+    """Rows of ``data/text_mapping_phrases.csv``: kind, phrase, expected 医保版 code, set
+    ('tuning': written while the ranking was built; 'holdout': written before it was measured),
+    must ('yes': the issue's cases, which must rank first), note."""
+    with PHRASES.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def rank_phrases(term, rows: list[dict[str, str]], limit: int = 3) -> list[dict[str, object]]:
+    """Each phrase searched as a coder would (its kind, top ``limit``) and resolved as the mapping
+    layer would (assigned or left for confirmation)."""
+    from mappings.resolve import resolve_text
+
+    out = []
+    for row in rows:
+        hits = [h for _k, h in term.search(row["phrase"], kind=row["kind"], limit=limit)]
+        resolved = resolve_text(term, row["kind"], row["phrase"])
+        out.append({**row, "hits": hits, "codes": [h.code for h in hits], "assigned": resolved.code})
+    return out
+
+
+def phrase_rates(ranked: list[dict[str, object]]) -> dict[str, float]:
+    n = len(ranked) or 1
+    return {
+        "n": len(ranked),
+        "top1": sum(r["codes"][:1] == [r["expected"]] for r in ranked) / n,
+        "top3": sum(r["expected"] in r["codes"][:3] for r in ranked) / n,
+        "assigned": sum(r["assigned"] is not None for r in ranked) / n,
+        "assigned_other": sum(r["assigned"] not in (None, r["expected"]) for r in ranked) / n,
+    }

@@ -310,8 +310,13 @@ def test_pneumonia_discharge_shows_each_mapping_and_offers_to_add_the_code(serve
     assert options["J44.100（待确认）"][1] == "慢性阻塞性肺疾病急性加重"  # the record's words, not the guess
     assert options["J44.100（待确认）"][2:4] == ["否", "编码需编码员确认后才能判断"]
 
-    (suggestion,) = card["suggestions"]
-    assert suggestion["label"] == "为“J18.800x003 阻塞性肺炎”补充医保版编码 J18.803"
+    by_label = {s["label"]: s for s in card["suggestions"]}
+    # the HIS code's display 高血压病 is the concept 高血压 in other wording: assigned, so offered too
+    assert set(by_label) == {
+        "为“J18.800x003 阻塞性肺炎”补充医保版编码 J18.803",
+        "为“HIS-DX-0231 高血压病”补充医保版编码 I10.x00x002",
+    }
+    suggestion = by_label["为“J18.800x003 阻塞性肺炎”补充医保版编码 J18.803"]
     (action,) = suggestion["actions"]
     assert action["type"] == "update" and action["resource"]["id"] == "demo-cond-pneu-1"
     codings = action["resource"]["code"]["coding"]

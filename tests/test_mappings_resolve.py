@@ -126,7 +126,7 @@ def test_local_his_codes_use_the_hospital_map_file(term, tmp_path) -> None:
         f"{HIS},,缺编码,K35.300\n",
     )
     maps = load_local_maps(path)
-    assert maps.rejects == [(str(path), 4, "源系统、源编码或目标编码为空")]
+    assert maps.rejects == [(str(path), 4, "缺少“源编码”")]
     res = map_codeable_concept(term, "dx", cc((HIS, "D0001", "阑尾炎")), local_maps=maps)
     assert (res.code, res.path, res.needs_confirmation) == ("K35.800x001", "local-map:HIS1", False)
     bad_target = map_codeable_concept(term, "dx", cc((HIS, "D0002")), local_maps=maps)

@@ -90,9 +90,9 @@ def test_bad_rows_are_rejected_with_line_numbers_and_the_rest_imported(tmp_path)
     assert table.normalised == 1
     assert [(r.line, r.reason.split("：")[0].split("（")[0]) for r in table.rejects] == [
         (3, "编码格式错误"),
-        (4, "名称为空"),
+        (4, "缺少“名称”"),
         (5, "重复编码 K35.300"),
-        (8, "列数不足"),
+        (8, "缺少“名称”"),  # a row too short is missing the same value
         (9, "名称过长"),
     ]
 
@@ -111,7 +111,7 @@ def test_map_rows_with_conflicting_or_missing_targets_are_rejected(tmp_path) -> 
     assert [r[0] for r in table.rows] == ["A19.000x001"]
     assert [r.line for r in table.rejects] == [3, 4, 5]
     assert "冲突" in table.rejects[0].reason and "第 2 行" in table.rejects[0].reason
-    assert table.rejects[1].reason == "医保版目标编码为空"
+    assert table.rejects[1].reason == "缺少“医保版编码”"
 
 
 def test_common_header_variants_gbk_encoding_and_title_rows_are_recognised(tmp_path) -> None:
