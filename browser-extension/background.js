@@ -11,8 +11,9 @@ async function register() {
   if (registered.length) await chrome.scripting.unregisterContentScripts({ ids: registered.map((s) => s.id) });
   if (problems(cfg).length) return; // not configured yet: inject nothing anywhere
   await chrome.scripting.registerContentScripts([
-    { id: IDS[0], matches: cfg.pages, js: ['page-bridge.js'], runAt: 'document_start', world: 'MAIN', persistAcrossSessions: true },
-    { id: IDS[1], matches: cfg.pages, js: ['content.js'], runAt: 'document_idle', persistAcrossSessions: true },
+    // allFrames: many B/S workstations put the order form in an iframe; the patterns name that frame's page
+    { id: IDS[0], matches: cfg.pages, js: ['page-bridge.js'], runAt: 'document_start', world: 'MAIN', allFrames: true, persistAcrossSessions: true },
+    { id: IDS[1], matches: cfg.pages, js: ['content.js'], runAt: 'document_idle', allFrames: true, persistAcrossSessions: true },
   ]);
 }
 

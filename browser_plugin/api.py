@@ -30,6 +30,7 @@ import widget
 from browser_plugin import tokens
 from browser_plugin.render import detail_html
 from browser_plugin.settings import PluginSettings
+from cds_service import metrics
 from cds_service.app import (
     invoke_service,
     jwt_verifier,
@@ -134,6 +135,7 @@ def _authorize(origin: str | None, *, page_tokens: bool = True) -> Response | No
             g.plugin_subject = verifier.verify(header or None, request_audience()).get("iss")
         return None
     except (AuthError, tokens.TokenError) as exc:
+        metrics.AUTH_FAILURES.labels(str(exc).split(" (")[0]).inc()
         log.warning("rejected plugin caller", extra={"reason": str(exc), "endpoint": request.path})
         return Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
