@@ -1,7 +1,7 @@
 """The browser plugin's HTTP API (``/plugin/...``): the panel's script, checks, feedback, page tokens.
 
-``POST /plugin/v1/check`` takes a CDS Hooks request and runs it through every service configured
-for its hook (DIP and, when installed, 智能审核) with the core's own pipeline — the same validation,
+``POST /plugin/v1/check`` takes a CDS Hooks request (or the national 3101/3102 request, see
+``national``) and runs it through every service configured for its hook (DIP and, when installed, 智能审核) with the core's own pipeline — the same validation,
 prefetch rules, handlers and cards as ``POST /cds-services/{id}`` — and answers one list of cards
 for one panel, each with its service id and its ``detail`` already rendered to sanitised HTML.
 
@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +28,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask_cors.core import FLASK_CORS_EVALUATED, get_cors_options, set_cors_headers
 
 import widget
-from browser_plugin import tokens
+from browser_plugin import national, tokens
 from browser_plugin.render import detail_html
 from browser_plugin.settings import PluginSettings
 from cds_service import metrics
@@ -64,11 +65,6 @@ EXTENSION_KEY = "dip_cds.plugin"
 class Forbidden(ServiceError):
     status = 403
     code = "security"
-
-
-class NotSupported(ServiceError):
-    status = 501
-    code = "not-supported"
 
 
 # ----------------------------------------------------------------------------- per-app state
@@ -153,12 +149,6 @@ def _guarded(view: Callable[[], Response]) -> Callable[[], Response]:
 # ----------------------------------------------------------------------------- the check
 
 
-def is_3101_payload(body: dict[str, Any]) -> bool:
-    """The national 3101/3102 request (``data.patient_dtos``, optionally inside ``input``)."""
-    data = body.get("input", body).get("data") if isinstance(body.get("input", body), dict) else None
-    return isinstance(data, dict) and "patient_dtos" in data
-
-
 def services_for(hook: Any) -> list[ServiceDefinition]:
     """The services one check runs: ``[plugin] services`` for the hook, else every one answering it."""
     if not isinstance(hook, str) or not hook:
@@ -210,11 +200,11 @@ def run_check(body: dict[str, Any]) -> dict[str, Any]:
 
 def _check() -> Response:
     body = read_json_body()
-    if is_3101_payload(body):
-        raise NotSupported(
-            "national 3101/3102 payloads need the 智能审核 package (yb_audit), which this service "
-            "does not have installed; send a CDS Hooks request instead"
-        )
+    if national.data_of(body) is not None:  # the national 3101/3102 request: its one patient's order-sign
+        try:
+            body = national.to_order_sign(body, hook_instance=str(uuid.uuid4()))
+        except national.NationalPayloadError as exc:
+            raise BadRequest(exc.problems) from None
     return _json(run_check(body))
 
 

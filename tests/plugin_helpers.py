@@ -14,6 +14,7 @@ from cds_service.registry import ServiceDefinition
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "browser_plugin" / "schemas"
 EXAMPLE = ROOT / "docs" / "plugin-check-example.json"
+EXAMPLE_3101 = ROOT / "docs" / "plugin-check-3101-example.json"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
 

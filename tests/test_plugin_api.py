@@ -29,7 +29,7 @@ from cds_service.registry import HookRequest, cds_service
 from hooks.demo_fhir import create_app as create_demo_fhir_app
 from tests.demo_fhir_helpers import demo_request, serving
 from tests.hooks_helpers import pin_today
-from tests.plugin_helpers import EXAMPLE, ROOT, SCHEMAS, plugin_service
+from tests.plugin_helpers import EXAMPLE, EXAMPLE_3101, ROOT, SCHEMAS, plugin_service
 from tests.service_helpers import ec_key, make_token, public_jwk
 
 HIS = "http://his.example.cn:8090"
@@ -208,12 +208,81 @@ def test_a_form_post_is_refused_so_no_page_can_send_a_check_without_cors(servers
     assert answer.status_code == 415
 
 
-def test_a_national_3101_payload_is_recognised_and_needs_the_audit_package(servers):
-    payload = {"data": {"patient_dtos": [{"patn_id": "p1", "fsi_encounter_dtos": []}], "trig_scen": "1"}}
-    jsonschema.validate(payload, schema("request"))
-    answer = check(servers, payload)
-    assert answer.status_code == 501
-    assert "yb_audit" in answer.json()["issue"][0]["diagnostics"]
+def national_example() -> dict[str, Any]:
+    return json.loads(EXAMPLE_3101.read_text(encoding="utf-8"))
+
+
+def test_a_national_3101_payload_gets_the_same_dip_card_built_from_its_own_data(servers):
+    example = national_example()
+    jsonschema.validate(example["request"], schema("request"))
+    answer = check(servers, example["request"])
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    jsonschema.validate(data, schema("response"))
+    (card,) = data["cards"]
+    # by hand: charges given 320 + 900 + 1,800 = 3,020; the flagged order XY0005 on the price list 4,980
+    rows = dict(
+        line.strip("|").split("|")[:2] for line in card["detail"].splitlines() if line.startswith("| ")
+    )
+    assert (
+        rows[" 目前费用 "].strip() == "¥3,020.00" and rows[" 本次医嘱（已定价 1 项） "].strip() == "¥4,980.00"
+    )
+    assert (
+        card["summary"]
+        == "I63.9 未特指的脑梗死：支付标准 ¥8,064.00，预计费用 ¥8,000.00（99.2%，接近支付标准）"
+    )
+    strip = lambda cards: [{k: v for k, v in c.items() if k != "uuid"} for c in cards]  # noqa: E731
+    assert strip(data["cards"]) == strip(example["response"]["cards"])
+
+
+def test_a_3102_payload_checks_every_order_of_the_current_encounter(servers):
+    body = national_example()["request"]
+    body["infno"] = "3102"
+    (card,) = check(servers, body).json()["cards"]
+    assert "本次医嘱（已定价 4 项） | ¥8,000.00" in card["detail"]  # no order is a charge already given
+
+
+def _encounter(body: dict[str, Any]) -> dict[str, Any]:
+    return body["input"]["data"]["patient_dtos"][0]["fsi_encounter_dtos"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "problems"),
+    [
+        (
+            lambda b: b["input"]["data"]["patient_dtos"][0].pop("patn_id"),
+            ["data.patient_dtos[0].patn_id: required"],
+        ),
+        (
+            lambda b: b["input"]["data"]["patient_dtos"][0].update(curr_mdtrt_id="other"),
+            ["data.patient_dtos[0].curr_mdtrt_id: 'other' is not among fsi_encounter_dtos"],
+        ),
+        (
+            lambda b: b["input"]["data"]["patient_dtos"].append(b["input"]["data"]["patient_dtos"][0]),
+            ["data.patient_dtos: the panel checks one patient at a time, got 2"],
+        ),
+        (
+            lambda b: (
+                _encounter(b)["fsi_order_dtos"][0].update(cnt="八"),
+                _encounter(b)["fsi_order_dtos"][1].pop("sumamt"),
+            ),
+            [
+                "data.patient_dtos[0].fsi_encounter_dtos[0].fsi_order_dtos[0].cnt: not a number",
+                "data.patient_dtos[0].fsi_encounter_dtos[0].fsi_order_dtos[1].sumamt: required for an order already given (a number)",
+            ],
+        ),
+        (
+            lambda b: _encounter(b).update(fsi_diagnose_dtos="I63.900"),
+            ["data.patient_dtos[0].fsi_encounter_dtos[0].fsi_diagnose_dtos: must be an array"],
+        ),
+    ],
+)
+def test_a_3101_payload_with_missing_or_mistyped_fields_names_every_problem(servers, change, problems):
+    body = national_example()["request"]
+    change(body)
+    answer = check(servers, body)
+    assert answer.status_code == 400
+    assert [i["diagnostics"] for i in answer.json()["issue"]] == problems
 
 
 # ----------------------------------------------------------------------------- detail HTML

@@ -24,6 +24,7 @@ from tests.browser_helpers import (
     require_chromium,
     screenshot,
 )
+from tests.plugin_helpers import EXAMPLE_3101
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +274,12 @@ def test_a_service_outage_is_shown_in_the_panel_not_thrown(page, stack):
     page.wait_for_timeout(100)
     assert page.locator("dip-cds-panel [aria-live=assertive]").inner_text() == "无法连接医保智能提醒服务"
     assert page.locator("#his-message").inner_text().startswith("已签署")  # the HIS itself carries on
+
+
+def test_a_page_without_fhir_sends_its_3101_payload_and_gets_the_card(page):
+    payload = json.loads(EXAMPLE_3101.read_text(encoding="utf-8"))["request"]
+    result = page.evaluate("(payload) => window.DipCds.check({payload3101: payload})", payload)
+    assert [c["service"] for c in result["cards"]] == ["dip-order-sign"]
+    card = cards(page).first
+    card.wait_for()
+    assert "预计费用 ¥8,000.00（99.2%，接近支付标准）" in card.locator(".summary").inner_text()
