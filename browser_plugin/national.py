@@ -176,7 +176,7 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
             int(_text(dx, "dias_srt_no") or i + 1) if (_text(dx, "dias_srt_no") or "").isdigit() else i + 1
         )
         use = {"1": "AD", "2": "DD"}.get(_text(dx, "inout_dise_type") or "", "DD")
-        diagnosis.append((0 if main else order, {"condition": {"reference": f"Condition/{cid}"},
+        diagnosis.append((0 if main else rank, {"condition": {"reference": f"Condition/{cid}"},
                                                   "use": {"coding": [{"system": ROLE, "code": use}]}}))  # fmt: skip
     diagnosis.sort(key=lambda d: d[0])
     procedures = []
@@ -184,7 +184,7 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
         _list(enc, "fsi_operation_dtos", epath, problems), key=lambda o: _text(o[1], "main_oprn_flag") != "1"
     )
     for i, (path, op) in enumerate(operations):
-        proc = {"resourceType": "Procedure", "id": f"op-{_text(op, 'setl_list_oprn_id') or i + 1}", "status": "completed",
+        proc: dict[str, Any] = {"resourceType": "Procedure", "id": f"op-{_text(op, 'setl_list_oprn_id') or i + 1}", "status": "completed",
                 "subject": {"reference": f"Patient/{patient_id}"}, "encounter": {"reference": f"Encounter/{current}"},
                 "code": {"coding": [{"system": YB_PX, "code": _required(op, "oprn_code", path, problems),
                                      "display": _text(op, "oprn_name")}]}}  # fmt: skip
@@ -194,7 +194,8 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
 
     orders = _list(enc, "fsi_order_dtos", epath, problems)
     flagged = {i for i, (_, o) in enumerate(orders) if _text(o, "curr_drord_flag") == "1"}
-    drafts, charges = [], []
+    drafts: list[dict[str, Any]] = []
+    charges: list[dict[str, Any]] = []
     for i, (path, order) in enumerate(orders):
         draft = infno == "3102" or not flagged or i in flagged
         (drafts if draft else charges).append(_order(order, path, (patient_id, current), draft, problems))
