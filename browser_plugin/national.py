@@ -163,7 +163,8 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
     if _text(dto, "brdy"):
         patient["birthDate"] = (_text(dto, "brdy") or "")[:10]
 
-    conditions, diagnosis = [], []
+    conditions: list[dict[str, Any]] = []
+    diagnosis: list[tuple[int, dict[str, Any]]] = []
     for i, (path, dx) in enumerate(_list(enc, "fsi_diagnose_dtos", epath, problems)):
         code = _required(dx, "dise_codg", path, problems)
         cid = f"dx-{_text(dx, 'dise_id') or i + 1}"
@@ -172,9 +173,8 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
                            "code": {"coding": [{"system": YB_DX, "code": code, "display": _text(dx, "dise_name")}],
                                     "text": _text(dx, "dise_name")}})  # fmt: skip
         main = _text(dx, "maindise_flag") == "1"
-        order = (
-            int(_text(dx, "dias_srt_no") or i + 1) if (_text(dx, "dias_srt_no") or "").isdigit() else i + 1
-        )
+        number = _text(dx, "dias_srt_no") or ""
+        rank = int(number) if number.isdigit() else i + 1
         use = {"1": "AD", "2": "DD"}.get(_text(dx, "inout_dise_type") or "", "DD")
         diagnosis.append((0 if main else rank, {"condition": {"reference": f"Condition/{cid}"},
                                                   "use": {"coding": [{"system": ROLE, "code": use}]}}))  # fmt: skip
