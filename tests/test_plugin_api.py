@@ -12,6 +12,7 @@ import sys
 import time
 import zipfile
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,7 +31,7 @@ from hooks.demo_fhir import create_app as create_demo_fhir_app
 from tests.demo_fhir_helpers import demo_request, serving
 from tests.hooks_helpers import pin_today
 from tests.plugin_helpers import EXAMPLE, EXAMPLE_3101, ROOT, SCHEMAS, plugin_service
-from tests.service_helpers import ec_key, make_token, public_jwk
+from tests.service_helpers import ec_key, free_port, make_token, public_jwk
 
 HIS = "http://his.example.cn:8090"
 OTHER_HIS = "http://other-his.example.cn"
@@ -590,3 +591,35 @@ def test_a_plain_pip_install_ships_the_panel_the_demo_his_and_the_schemas(tmp_pa
         "browser_plugin/schemas/check-response.schema.json",
     ):
         assert needed in names
+
+
+def test_dip_cds_demo_his_serves_the_workstation_and_a_service_that_allows_it(tmp_path):
+    """The command as an integrator runs it: the pages, the demo FHIR data and its own service."""
+    his_port, service_port = free_port(), free_port()
+    his = f"http://127.0.0.1:{his_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
+    command = [str(Path(sys.executable).with_name("dip-cds")), "--home", str(tmp_path), "demo-his",
+               "--port", str(his_port), "--service-port", str(service_port)]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(150):
+            try:
+                page = requests.get(f"{his}/workstation/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert page.status_code == 200
+        assert f'<script type="module" src="http://127.0.0.1:{service_port}/plugin/dip-cds.js">' in page.text
+        assert "script-src 'self' http://127.0.0.1:" in page.headers["Content-Security-Policy"]
+        plain = requests.get(f"{his}/plain/", timeout=5)
+        assert "dip-cds.js" not in plain.text and "dip-cds-panel" not in plain.text
+        assert requests.get(f"{his}/fhir/Patient/demo-stroke", timeout=5).json()["id"] == "demo-stroke"
+        pre = requests.options(
+            f"http://127.0.0.1:{service_port}/plugin/v1/check",
+            headers={"Origin": his, "Access-Control-Request-Method": "POST"},
+            timeout=5,
+        )
+        assert pre.headers["Access-Control-Allow-Origin"] == his
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -132,7 +132,17 @@ def test_the_extension_shows_the_panel_on_a_page_without_the_script_tag(browser,
     option = page.locator("#order-item option", has_text=" XY0005 ").first
     page.select_option("#order-item", value=option.get_attribute("value"))
     page.click("#order-form button[type=submit]")
-    page.click("#sign-btn")
+    with page.expect_request(f"{stack.service}/plugin/v1/check") as sent:
+        page.click("#sign-btn")
+    context = json.loads(sent.value.post_data)["context"]
+    assert context["patientId"] == "demo-stroke"  # CSS selector: the hidden input
+    assert context["encounterId"] == "demo-enc-stroke"  # the page's own XHR answer (POST /his/api/chart)
+    assert context["userId"] == "Practitioner/demo-dr-zhang"  # JS global HIS.doctorId, with the prefix
+    (order,) = [e["resource"] for e in context["draftOrders"]["entry"]]  # the order rows' data-* attributes
+    assert (order["resourceType"], order["medicationCodeableConcept"]["coding"][0]["code"]) == (
+        "MedicationRequest",
+        "XY0005",
+    )
     card = page.locator("dip-cds-host li.card").first
     card.wait_for()
     assert card.get_attribute("data-indicator") == "warning"

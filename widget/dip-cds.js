@@ -252,7 +252,12 @@ export class Panel {
   async #bearer(refresh) {
     if (!refresh && this.token && this.token.until > Date.now()) return this.token.value;
     if (!this.opts.tokenProvider) return this.token ? this.token.value : null;
-    const got = await this.opts.tokenProvider();
+    let got;
+    try {
+      got = await this.opts.tokenProvider();
+    } catch {
+      throw new Error('无法获取访问令牌（HIS 令牌接口无响应）');
+    }
     const value = typeof got === 'string' ? got : got && got.access_token;
     const life = (got && got.expires_in) || 300;
     this.token = value ? { value, until: Date.now() + (life - 30) * 1000 } : null;
