@@ -10,11 +10,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DIP_CDS_HOME=/data
 
 WORKDIR /app
-# Sources only: .dockerignore keeps out the venv, git history, tests and data stores.
-COPY . .
-RUN pip install . \
+# Dependencies first, at the versions pinned by requirements.lock: this layer is rebuilt only when
+# pyproject.toml or the lock changes, not on every code change.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt -c requirements.lock \
+    && rm /tmp/requirements.txt \
     && useradd --system --uid 10001 --home-dir /data dipcds \
     && mkdir -p /data && chown dipcds /data
+# Then the sources (.dockerignore keeps out the venvs, git history, tests and data stores).
+COPY . .
+RUN pip install --no-deps . && pip check
 
 USER dipcds
 VOLUME ["/data"]

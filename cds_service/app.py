@@ -184,6 +184,7 @@ def invoke_service(
         if data.get("fhirServer")
         else None
     )
+    g.fhir_client = client
     resolution = resolve(svc.prefetch, context, data["prefetch"], client, settings.prefetch)
     failed = {k: o for k, o in resolution.outcomes.items() if o.status is Status.FAILED}
     g.prefetch_fetched = resolution.fetched
@@ -361,6 +362,13 @@ def _unexpected(exc: Exception) -> Response:
     )
 
 
+def _fhir_reads() -> int | None:
+    if "fhir_client" not in g:
+        return None  # rejected before the FHIR server was considered
+    client: FhirClient | None = g.fhir_client
+    return client.reads if client is not None else 0
+
+
 def _before() -> None:
     g.started = time.perf_counter()
 
@@ -394,8 +402,12 @@ def _after(response: Response) -> Response:
                 else "error",
                 "duration_ms": round(seconds * 1000, 2),
                 "cards": getattr(g, "cards", None),
+                # prefetch keys the client did not send that the service fetched / could not obtain
                 "prefetch_fetched": getattr(g, "prefetch_fetched", None),
                 "prefetch_failed": getattr(g, "prefetch_failed", None),
+                # every FHIR read of the request: those prefetch fetches plus the handler's own
+                # (e.g. the open stay's diagnoses when the client named no encounter)
+                "fhir_reads": _fhir_reads(),
             },
         )
     return response

@@ -80,6 +80,8 @@ class FhirClient:
         self._token = access_token
         self.settings = settings
         self.deadline = deadline  # time.monotonic() value
+        self.reads = 0  # reads attempted (prefetch fallback and the handler's own), for the access log
+        self._reads_lock = threading.Lock()  # prefetch reads run in a thread pool
 
     def __repr__(self) -> str:  # never show the token
         return f"FhirClient(base_url={self.base_url!r})"
@@ -97,6 +99,8 @@ class FhirClient:
         """GET ``base/relative`` → a FHIR resource dict; raises :class:`FetchError`."""
         url = f"{self.base_url}/{relative.lstrip('/')}"
         s = self.settings
+        with self._reads_lock:
+            self.reads += 1
         last = FetchError("deadline exceeded")
         for attempt in range(s.retries + 1):
             remaining = self.remaining()

@@ -24,6 +24,7 @@ SAFE_EXTRA = (
     "cards",
     "prefetch_fetched",
     "prefetch_failed",
+    "fhir_reads",
     "prefetch_key",
     "resource_type",
     "reason",

@@ -150,7 +150,7 @@ class PluginSet:
             try:
                 report.update(plugin.readiness(data))
             except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with the reason
-                problems.append(f"{plugin.name}: failed to load ({type(exc).__name__}: {exc})")
+                problems.append(f"{plugin.name}: not ready ({type(exc).__name__}: {exc})")
         return report, problems
 
 

@@ -64,21 +64,6 @@ class HisCostConfig:
     def placeholders(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.url_template) if name}
 
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | None) -> HisCostConfig | None:
-        """From a settings mapping holding ``costing.his`` (or the ``his`` table itself); None if absent."""
-        if not settings:
-            return None
-        section = settings.get("costing", settings)
-        section = section.get("his", section) if isinstance(section, Mapping) else None
-        if not isinstance(section, Mapping) or not section.get("url_template"):
-            return None
-        return cls(
-            url_template=str(section["url_template"]),
-            timeout_seconds=float(section.get("timeout_seconds", 2.0)),
-            headers={str(k): str(v) for k, v in (section.get("headers") or {}).items()},
-        )
-
 
 def parse_his_cost(body: Any) -> CostSoFar:
     """The documented JSON shape → CostSoFar (raises HisCostError when it carries no amount)."""

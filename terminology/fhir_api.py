@@ -15,6 +15,7 @@ from typing import Any, Literal, overload
 
 from flask import Blueprint, Response, request
 
+from cds_service import __version__
 from cds_service.appdata import get_app_data
 from cds_service.errors import operation_outcome
 from terminology.systems import (
@@ -448,3 +449,64 @@ def expand(params: dict) -> Response:
     if kind:
         resource["url"] = VALUESET_DX if kind == "dx" else VALUESET_PX
     return _respond(resource)
+
+
+# --- metadata -----------------------------------------------------------------------------------
+_OPERATIONS = {  # resource type → (operation name, its standard OperationDefinition)
+    "CodeSystem": (
+        ("lookup", "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup"),
+        ("validate-code", "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"),
+    ),
+    "ConceptMap": (("translate", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate"),),
+    "ValueSet": (("expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"),),
+}
+
+
+@blueprint.route("/metadata", methods=["GET"])
+def metadata() -> Response:
+    """``GET /fhir/metadata``: a FHIR R5 CapabilityStatement naming the terminology operations, so a
+    FHIR client (or the FHIR validator) can discover them; ``?mode=terminology`` answers the
+    TerminologyCapabilities with the code systems and versions actually loaded."""
+    mode = request.args.get("mode", "full")
+    if mode not in ("full", "normative", "terminology"):
+        return _outcome(f"不支持的 mode {mode[:40]}（可用：full、terminology）", 400, "not-supported")
+    settings = get_app_data().settings
+    public = settings.server.public_base_url if settings is not None else None  # behind a reverse proxy
+    base = (public or request.url_root).rstrip("/") + (blueprint.url_prefix or "")
+    common: dict[str, Any] = {
+        "status": "active",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "kind": "instance",
+        "software": {"name": "dip-cds", "version": __version__},
+        "implementation": {"description": "dip-cds 医保版 ICD-10 / ICD-9-CM-3 术语服务", "url": base},
+    }
+    if mode == "terminology":
+        return _respond({"resourceType": "TerminologyCapabilities", **common, **_terminology_capabilities()})
+    resources = [
+        {"type": rtype, "operation": [{"name": name, "definition": url} for name, url in operations]}
+        for rtype, operations in _OPERATIONS.items()
+    ]
+    return _respond(
+        {
+            "resourceType": "CapabilityStatement",
+            **common,
+            "fhirVersion": "5.0.0",
+            "format": ["json"],
+            "rest": [{"mode": "server", "resource": resources}],
+        }
+    )
+
+
+def _terminology_capabilities() -> dict[str, Any]:
+    term = _terminology()
+    content = "example" if term.is_sample else "complete"  # the built-in sample holds a few hundred codes
+    code_systems = [
+        {"uri": system, "version": [{"code": table.version, "isDefault": True}], "content": content}
+        for system, table in ((YB_ICD10, term.dx), (YB_ICD9CM3, term.px))
+    ]
+    return {
+        "codeSystem": code_systems,
+        "expansion": {"hierarchical": False, "paging": True, "textFilter": "代码、名称、拼音首字母、同义词"},
+        "validateCode": {"translations": True},
+        "translation": {"needsMap": False},
+    }

@@ -28,7 +28,13 @@ def _load(data: AppData) -> Any:
 
 
 def _readiness(data: AppData) -> Mapping[str, Any]:
-    return {"terminology": "sample" if getattr(data["terminology"], "is_sample", False) else "loaded"}
+    """The code tables the service answers with: label, and each table's version and size
+    (``status: sample`` when any part is the built-in sample, so nobody mistakes it for real data)."""
+    from terminology.model import Terminology
+
+    term = data.get("terminology", Terminology)
+    summary = {k: v for k, v in term.summary().items() if k != "is_sample"}
+    return {"terminology": {"status": "sample" if term.is_sample else "loaded", **summary}}
 
 
 plugin = Plugin(

@@ -85,3 +85,22 @@ def test_actions_ride_in_suggestions_with_uuids(store):
         suggestions=[suggestion("补充医保版编码 J18.803", [action])],
     )
     assert built["suggestions"][0]["uuid"] and built["suggestions"][0]["actions"] == [action]
+
+
+def test_every_action_resource_is_valid_fhir_r4(store):
+    """What the EHR is asked to write back must be a valid resource of its FHIR version (the demo
+    data and the CDS Hooks Sandbox are R4): validated with fhir.resources' R4B models."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    actions = [
+        add_coding_action(store.read("Condition", "demo-cond-pneu-1"), {"system": YB10, "code": "J18.803"}),
+        add_coding_action(store.read("Condition", "demo-cond-pneu-2"), {"system": YB10, "code": "J44.100"}),
+        principal_diagnosis_action(store.read("Encounter", "demo-enc-lungcancer"), "demo-cond-lung-2"),
+    ]
+    encounter = copy.deepcopy(store.read("Encounter", "demo-enc-lungcancer"))
+    encounter["diagnosis"] = encounter["diagnosis"][:1]
+    actions.append(principal_diagnosis_action(encounter, store.read("Condition", "demo-cond-lung-3")))
+    for action in actions:
+        resource = action["resource"]
+        model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        assert model.id == resource["id"]

@@ -9,7 +9,9 @@ from decimal import Decimal
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from cds_service.config import settings_from_mapping
 from costing import HisCostClient, HisCostConfig, HisCostError, parse_his_cost
+from costing.settings import CostingSettings
 from tests.demo_fhir_helpers import serving
 
 ANSWERS = {
@@ -51,17 +53,14 @@ def his_url():
 
 
 def client(base, timeout=2.0):
-    config = HisCostConfig.from_settings(
-        {
-            "costing": {
-                "his": {
-                    "url_template": f"{base}/cost/{{encounter_id}}",
-                    "timeout_seconds": timeout,
-                    "headers": {"X-Api-Key": "k"},
-                }
-            }
-        }
-    )
+    """The client a hook handler builds from ``[costing.his]`` (loaded the way the service loads it)."""
+    his = {
+        "url_template": f"{base}/cost/{{encounter_id}}",
+        "timeout_seconds": timeout,
+        "headers": {"X-Api-Key": "k"},
+    }
+    config = settings_from_mapping({"costing": {"his": his}}).section("costing", CostingSettings).his
+    assert config is not None
     return HisCostClient(config)
 
 
@@ -116,7 +115,7 @@ def test_missing_ids_and_bad_configuration_are_refused():
     for template in ("ftp://x/{encounter_id}", "http://x/cost", "http://x/{bed}"):
         with pytest.raises(ValueError):
             HisCostConfig(template)
-    assert HisCostConfig.from_settings({}) is None and HisCostConfig.from_settings({"costing": {}}) is None
+    assert settings_from_mapping({"costing": {}}).section("costing", CostingSettings).his is None
 
 
 def test_parse_rejects_non_amounts():

@@ -30,7 +30,8 @@ class CountingFhir:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    settings = settings_from_mapping({"logging": {"level": "WARNING"}})
+    # a generous deadline: this test is about which reads happen, not how fast (CI machines are shared)
+    settings = settings_from_mapping({"logging": {"level": "WARNING"}, "prefetch": {"deadline_seconds": 3.0}})
     return create_service_app(settings=settings, home=tmp_path_factory.mktemp("home")).test_client()
 
 
@@ -54,3 +55,44 @@ def test_each_demo_request_is_accepted_by_its_service(service, name):
         assert not stay_reads & set(fhir.paths)  # no open inpatient stay: nothing more to read
     else:  # no encounterId (the Sandbox, patient-view): the open stay's data is looked up
         assert stay_reads <= set(fhir.paths)
+
+
+@pytest.mark.parametrize(
+    ("name", "prefetch_fetched"),
+    [
+        ("order-sign-appendicitis", 0),  # everything prefetched: no read at all
+        ("order-sign-appendicitis-no-prefetch", 5),  # every template fetched by the service
+        ("order-sign-sandbox-shape", 0),  # no encounterId: the service looks the open stay up itself
+        ("patient-view-stroke", 0),
+    ],
+)
+def test_the_access_log_counts_prefetch_fetches_and_every_fhir_read(service, name, prefetch_fetched):
+    """``prefetch_fetched`` counts only the prefetch keys the client did not send; ``fhir_reads``
+    counts every read the request made, so a stay looked up without prefetch is not invisible."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    access = logging.getLogger("dip_cds.access")
+    handler, level = Keep(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        fhir = CountingFhir()
+        with serving(fhir) as url:
+            request = demo_request(name)
+            request["fhirServer"] = url
+            assert service.post(f"/cds-services/dip-{request['hook']}", json=request).status_code == 200
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    (entry,) = [r for r in records if r.getMessage() == "request"]
+    assert entry.prefetch_fetched == prefetch_fetched
+    assert entry.fhir_reads == len(fhir.paths)  # no retries here: one HTTP request per read
+    assert entry.fhir_reads >= prefetch_fetched
+    if name == "order-sign-sandbox-shape":
+        assert entry.fhir_reads == 4  # open encounter, its conditions, procedures and charges

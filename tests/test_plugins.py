@@ -154,6 +154,6 @@ def test_readiness_reports_each_plugin_and_names_a_failing_one(tmp_path):
     assert preload(app) == ["counter: OSError: catalogs.sqlite is not a database"]
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert "greeting: failed to load (OSError: catalogs.sqlite is not a database)" in response.get_data(
+    assert "greeting: not ready (OSError: catalogs.sqlite is not a database)" in response.get_data(
         as_text=True
     )

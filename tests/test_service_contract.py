@@ -381,12 +381,54 @@ def test_healthz_is_live(client):
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
-def test_readyz_loads_the_reference_data(client):
+def test_readyz_names_the_terminology_versions_and_the_catalogs_loaded(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.data
     data = response.get_json()["data"]
-    # empty home: built-in samples
-    assert data == {"terminology": "sample", "catalogs": "sample", "feedback": "ok"}
+    # empty home: the built-in samples, labelled as such
+    assert data["feedback"] == "ok"
+    terminology = data["terminology"]
+    assert terminology["status"] == "sample" and "SAMPLE" in terminology["label"]
+    assert {k: terminology[k]["version"] for k in ("dx", "px", "dx_map", "px_map")} == dict.fromkeys(
+        ("dx", "px", "dx_map", "px_map"), "2.0"
+    )
+    assert terminology["dx"]["codes"] > 100 and terminology["px_map"]["rows"] > 100
+    catalogs = data["catalogs"]
+    assert catalogs["status"] == "sample" and catalogs["default_region"] == "999999"
+    assert [(c["region"], c["name"], c["year"], c["sample"]) for c in catalogs["catalogs"]] == [
+        ("999999", "示例市 DIP 2.0 (样例数据)", 2025, True)
+    ]
+
+
+def test_readyz_names_imported_regions_and_the_configured_default(tmp_path):
+    from click.testing import CliRunner
+
+    from cds_service.cli import main
+    from dip_engine import SAMPLE_DIR
+
+    for region, name, year in (
+        ("410400", "平顶山", "2024"),
+        ("410400", "平顶山", "2025"),
+        ("410100", "郑州", "2025"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            ["--home", str(tmp_path), "data", "import-catalog", str(SAMPLE_DIR / "sample-catalog.csv"),
+             "--region", region, "--name", name, "--year", year, "--stats", str(SAMPLE_DIR / "sample-stats.csv")],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    data = make_app(tmp_path, dip={"region": "410100"}).test_client().get("/readyz").get_json()["data"]
+    catalogs = data["catalogs"]
+    assert catalogs["status"] == "loaded" and catalogs["default_region"] == "410100"
+    assert [(c["region"], c["name"], c["year"]) for c in catalogs["catalogs"]] == [
+        ("410100", "郑州", 2025),
+        ("410400", "平顶山", 2025),
+        ("410400", "平顶山", 2024),
+    ]
+    # a configured region without a catalog is a deployment error: not ready, and it says which
+    response = make_app(tmp_path, dip={"region": "410300"}).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "410300 has no imported catalog (available: 410100, 410400)" in issues(response)[0]
 
 
 def test_readyz_is_503_with_the_reason_when_a_loader_fails(tmp_path):
@@ -400,7 +442,7 @@ def test_readyz_is_503_with_the_reason_when_a_loader_fails(tmp_path):
     if response.status_code == 200:
         pytest.skip("loaders ignore a corrupt data store (their own policy)")
     assert response.status_code == 503
-    assert any("failed to load" in i or "not installed" in i for i in issues(response))
+    assert any("not ready" in i for i in issues(response))
 
 
 def test_metrics_count_requests_per_service(client):

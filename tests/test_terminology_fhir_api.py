@@ -200,3 +200,42 @@ def test_the_service_mounts_the_operations_under_fhir(tmp_path) -> None:
     resp = client.get("/fhir/CodeSystem/$lookup", query_string={"code": "47.0100"})
     assert resp.status_code == 200
     assert params_of(resp.get_json())["display"] == "腹腔镜下阑尾切除术"
+
+
+def test_metadata_is_a_capability_statement_naming_the_terminology_operations(client) -> None:
+    from fhir.resources.capabilitystatement import CapabilityStatement
+
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 200 and response.mimetype == "application/fhir+json"
+    statement = response.get_json()
+    CapabilityStatement.model_validate(statement)
+    assert statement["kind"] == "instance" and statement["fhirVersion"].startswith("5.")
+    (rest,) = statement["rest"]
+    operations = {
+        (r["type"], op["name"], op["definition"].rsplit("/", 1)[1])
+        for r in rest["resource"]
+        for op in r["operation"]
+    }
+    assert operations == {
+        ("CodeSystem", "lookup", "CodeSystem-lookup"),
+        ("CodeSystem", "validate-code", "CodeSystem-validate-code"),
+        ("ConceptMap", "translate", "ConceptMap-translate"),
+        ("ValueSet", "expand", "ValueSet-expand"),
+    }
+    # every operation it names answers at the advertised path (400: a required parameter is missing)
+    for rtype, name, _ in operations:
+        assert client.get(f"/fhir/{rtype}/${name}").status_code in (200, 400), (rtype, name)
+
+
+def test_metadata_terminology_mode_names_the_loaded_code_systems_and_versions(client) -> None:
+    from fhir.resources.terminologycapabilities import TerminologyCapabilities
+
+    capabilities = client.get("/fhir/metadata?mode=terminology").get_json()
+    TerminologyCapabilities.model_validate(capabilities)
+    assert {(c["uri"], c["version"][0]["code"], c["content"]) for c in capabilities["codeSystem"]} == {
+        (YB_ICD10, "2.0", "example"),  # the built-in sample: not the complete code system
+        (YB_ICD9CM3, "2.0", "example"),
+    }
+    bad = client.get("/fhir/metadata?mode=everything")
+    assert bad.status_code == 400
+    OperationOutcome.model_validate(bad.get_json())
