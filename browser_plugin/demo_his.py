@@ -40,7 +40,7 @@ DOCTOR = {"id": "demo-dr-zhang", "name": "张医生（演示）"}
 PROCEDURE_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/icd9cm3-yb2.0"
 DRUG_SYSTEM = "http://hospital.example.cn/CodeSystem/drug"
 ITEM_SYSTEM = "http://hospital.example.cn/CodeSystem/charge-item"
-DRUG_PREFIXES = ("XY", "ZC", "ZY")
+DRUG_CATEGORIES = ("09", "10", "11")  # 费用类别 西药费, 中药饮片费, 中成药费
 MAX_APPLIED = 200
 
 
@@ -66,9 +66,9 @@ def orderables() -> list[dict[str, Any]]:
     items = []
     for row in csv.DictReader(text.splitlines()):
         code = row["项目编码"]
-        if code[:1].isdigit() and "." in code:
+        if code[:1].isdigit() and "." in code:  # an ICD-9-CM-3 code: an operation or procedure
             kind, system = "procedure", PROCEDURE_SYSTEM
-        elif code.startswith(DRUG_PREFIXES):
+        elif row["费用类别"] in DRUG_CATEGORIES:
             kind, system = "drug", DRUG_SYSTEM
         else:
             kind, system = "item", ITEM_SYSTEM
