@@ -238,6 +238,7 @@ def test_the_panel_shifts_nothing_on_the_host_page(page):
           }).observe({type: 'layout-shift', buffered: true});
         }"""
     )
+    page.evaluate("document.fonts.ready.then(() => true)")  # a late web font would shift the page itself
     page.wait_for_timeout(600)  # leave the 500 ms input window of the clicks above
     page.evaluate("() => { window.__shifts = []; }")
     watched = ["#order-rows", "#sign-btn", "#diagnosis-rows", "#patient-list", "header.top"]
