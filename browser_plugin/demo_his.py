@@ -16,6 +16,7 @@ suggestions are posted by the panel as FHIR transactions to ``/his/fhir`` (recor
 from __future__ import annotations
 
 import csv
+import re
 import threading
 import time
 import uuid
@@ -41,6 +42,11 @@ PROCEDURE_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/icd9cm3-yb2.0"
 DRUG_SYSTEM = "http://hospital.example.cn/CodeSystem/drug"
 ITEM_SYSTEM = "http://hospital.example.cn/CodeSystem/charge-item"
 DRUG_CATEGORIES = ("09", "10", "11")  # 费用类别 西药费, 中药饮片费, 中成药费
+# 医保药品代码 (20/23 characters) and 医疗服务项目 codes (15 digits), under the URIs the 智能审核 package documents
+NATIONAL_DRUG = re.compile(r"^[A-Z][A-Z0-9]{19}(?:[A-Z0-9]{3})?$")
+NATIONAL_ITEM = re.compile(r"^\d{15}$")
+NHSA_DRUG_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/medical-insurance-drug"
+NHSA_ITEM_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/medical-service-item"
 MAX_APPLIED = 200
 
 
@@ -66,12 +72,13 @@ def orderables() -> list[dict[str, Any]]:
     items = []
     for row in csv.DictReader(text.splitlines()):
         code = row["项目编码"]
+        drug = row["费用类别"] in DRUG_CATEGORIES
         if code[:1].isdigit() and "." in code:  # an ICD-9-CM-3 code: an operation or procedure
             kind, system = "procedure", PROCEDURE_SYSTEM
-        elif row["费用类别"] in DRUG_CATEGORIES:
-            kind, system = "drug", DRUG_SYSTEM
+        elif NATIONAL_DRUG.match(code) or NATIONAL_ITEM.match(code):  # 医保目录 codes, for 智能审核
+            kind, system = ("drug", NHSA_DRUG_SYSTEM) if drug else ("item", NHSA_ITEM_SYSTEM)
         else:
-            kind, system = "item", ITEM_SYSTEM
+            kind, system = ("drug", DRUG_SYSTEM) if drug else ("item", ITEM_SYSTEM)
         items.append({"code": code, "name": row["项目名称"], "system": system, "kind": kind,
                       "price": row["单价"], "unit": row["计价单位"]})  # fmt: skip
     return items
