@@ -284,3 +284,39 @@ def test_a_page_without_fhir_sends_its_3101_payload_and_gets_the_card(page):
     card = cards(page).first
     card.wait_for()
     assert "预计费用 ¥8,000.00（99.2%，接近支付标准）" in card.locator(".summary").inner_text()
+
+
+def test_the_panel_talks_only_to_the_service_and_the_his_itself(page, stack):
+    origins: set[str] = set()
+    page.on("request", lambda r: origins.add("/".join(r.url.split("/")[:3])))
+    open_patient(page, "demo-pneumonia")
+    page.click("#discharge-btn")
+    card = cards(page).first
+    card.wait_for()
+    card.locator(".summary").click()
+    card.locator("button.suggest").first.click()
+    card.locator(".outcome", has_text="已采纳").wait_for()
+    assert origins == {stack.his, stack.service}  # the HIS's pages, token and FHIR endpoints; the service
+
+
+def test_card_links_open_only_http_targets_in_a_new_window(page):
+    card = {
+        "uuid": "c-links",
+        "service": "dip-order-sign",
+        "summary": "带链接的提醒",
+        "indicator": "info",
+        "source": {"label": "测试"},
+        "links": [
+            {"label": "医保政策", "url": "https://www.nhsa.gov.cn/", "type": "absolute"},
+            {"label": "脚本", "url": "javascript:alert(1)", "type": "absolute"},
+        ],
+    }
+    page.evaluate("(card) => window.DipCds.panel().render({cards: [card], services: []})", card)
+    cards(page).first.locator(".summary").click()
+    links = cards(page).first.locator("button.link")
+    assert links.all_inner_texts() == ["打开：医保政策"]
+    page.context.route("https://www.nhsa.gov.cn/**", lambda route: route.fulfill(status=200, body="ok"))
+    with page.context.expect_page() as popup:
+        links.first.click()
+    assert popup.value.url == "https://www.nhsa.gov.cn/"
+    assert popup.value.evaluate("window.opener") is None  # noopener: the site cannot reach the HIS page
