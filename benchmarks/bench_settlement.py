@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_settlement.py [--cases 1000000] [--workers 2] [--work DIR]
 
-Steps: import the real catalog (../shared/data) into a scratch data home, generate N synthetic
-cases with ``dip-cds synth`` (cached in the work dir, not timed), run ``dip-cds settle`` as a
+Steps: import the real catalog and the 医保版 terminology (../shared/data) into a scratch data home
+(so the settlement-list quality gate checks every code against the real tables), generate N
+synthetic cases with ``dip-cds synth`` (cached in the work dir, not timed), run ``dip-cds settle`` as a
 subprocess and report wall time, the split reading / grouping / aggregation / reporting, CPU
 seconds spent grouping, and the peak memory of the whole process tree (parent + workers, sampled
 from /proc every 50 ms). Targets: ≤ 60 s end-to-end, ≤ 2 GB peak.
@@ -24,6 +25,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "catalogs" / "410400-pingdingshan-2025-dip2.0"
+TERMINOLOGY = ROOT.parent / "shared" / "data" / "terminology"
+TERMINOLOGY_FILES = (
+    "icd10-yb2.0.tsv",
+    "icd9cm3-yb2.0.tsv",
+    "icd10-gl2.0-to-yb2.0.csv",
+    "icd9cm3-gl3.0-to-yb2.0.csv",
+)
 
 
 def _cli(*args: str) -> list[str]:
@@ -65,7 +73,13 @@ def main() -> None:
         sys.exit(f"real catalog not found at {DATA}")
 
     work: Path = args.work
-    home = work / "home"
+    home = work / "home-v2"  # v2: with the terminology (the quality gate checks codes against it)
+    if not (home / "terminology.sqlite").exists():
+        sys.path.insert(0, str(ROOT))
+        from terminology import import_files
+
+        home.mkdir(parents=True, exist_ok=True)
+        import_files(home, [TERMINOLOGY / name for name in TERMINOLOGY_FILES])
     if not (home / "catalogs.sqlite").exists():
         sys.path.insert(0, str(ROOT))
         from dip_engine.importer import import_catalog
@@ -76,7 +90,7 @@ def main() -> None:
             DATA / "目录.csv", "410400", "平顶山", 2025, stats_path=DATA / "中间结果.csv"
         )
         save_catalog(home, catalog, make_default=True)
-    cases = work / f"city-{args.cases}.csv"
+    cases = work / f"city-{args.cases}-v2.csv"  # v2: real 医保版 codes, sex/age consistent
     if not cases.exists():
         started = time.perf_counter()
         subprocess.run(

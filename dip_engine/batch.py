@@ -25,11 +25,20 @@ from grouper import Case
 INPUT_COLUMNS = (
     "case_id", "sex", "age", "age_days", "birth_weight_g", "los_days", "icu_days", "discharge_way",
     "main_diagnosis", "other_diagnoses", "procedures", "total_cost", "hospital_id", "hospital_level",
-    "insurance_type",
+    "insurance_type", "code_system",
 )  # fmt: skip
+#: ``code_system`` values: the row's codes are 医保版 for sure, or 国临版 (read through the official map).
+CODE_SYSTEMS = {
+    "yb": "yb", "医保版": "yb", "yb2.0": "yb", "医保版2.0": "yb",
+    "gl": "gl", "国临版": "gl", "gl2.0": "gl", "gl3.0": "gl", "国临版2.0": "gl",
+}  # fmt: skip
+#: ``adjusted_case_score``: case score after the cost-deviation rule (费用偏差校正后的病例分值);
+#: ``case_payment``: what the case is paid (adjusted score × point value, or the region's rule for a
+#: case without a group, ``payment_basis``); both need ``total_cost``. ``qc_flags``: the quality
+#: gate's findings as ``rule:code`` separated by ``|`` (结算清单质控).
 OUTPUT_COLUMNS = (
-    "case_id", "dip_code", "group_type", "group_name", "score", "case_score", "deviation_band",
-    "payment_standard", "reason",
+    "case_id", "dip_code", "group_type", "group_name", "score", "case_score", "adjusted_case_score",
+    "deviation_band", "payment_standard", "case_payment", "payment_basis", "reason", "qc_flags",
 )  # fmt: skip
 _INT_FIELDS = ("age", "age_days", "birth_weight_g", "los_days", "icu_days")
 _STR_FIELDS = ("sex", "discharge_way", "hospital_id", "hospital_level", "insurance_type", "department")
@@ -72,9 +81,14 @@ def case_from_record(rec: dict) -> Case:
     main = str(get("main_diagnosis") or "").strip()
     if not main:
         raise CaseError("缺少 main_diagnosis")
-    for k, v in rec.items():
-        if isinstance(v, str) and len(v) > MAX_FIELD:
-            raise CaseError(f"字段 {k} 过长")
+    try:
+        fits = max(map(len, rec.values()), default=0) <= MAX_FIELD  # CSV rows: all text, checked in C
+    except TypeError:  # JSON values: numbers, null
+        fits = False
+    if not fits:
+        for k, v in rec.items():
+            if isinstance(v, str) and len(v) > MAX_FIELD:
+                raise CaseError(f"字段 {k} 过长")
     cost = get("total_cost")
     total = None
     if cost not in (None, ""):
@@ -94,6 +108,11 @@ def case_from_record(rec: dict) -> Case:
         v = get(f)
         if v is not None and v != "":
             strs[f] = str(v).strip()
+    system = get("code_system")
+    if system not in (None, ""):
+        strs["code_system"] = CODE_SYSTEMS.get(str(system).strip().lower())
+        if strs["code_system"] is None:
+            raise CaseError(f"code_system 应为 医保版(yb) 或 国临版(gl)，不是 {str(system)[:20]!r}")
     return Case(
         case_id=case_id,
         main_diagnosis=main,
@@ -113,6 +132,10 @@ def cell_safe(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 def output_record(engine, case: Case) -> list[str]:
     result, pricing = engine.evaluate(case)
     return [
@@ -120,11 +143,15 @@ def output_record(engine, case: Case) -> list[str]:
         result.dip_code or "",
         result.group_type,
         result.group_name,
-        str(result.score) if result.score is not None else "",
-        str(pricing.case_score) if pricing.case_score is not None else "",
+        _text(result.score),
+        _text(pricing.case_score),
+        _text(pricing.adjusted_case_score),
         pricing.deviation_band or "",
-        str(pricing.payment_standard) if pricing.payment_standard is not None else "",
+        _text(pricing.payment_standard),
+        _text(pricing.case_payment),
+        pricing.payment_basis,
         result.reason,
+        result.qc_flags,
     ]
 
 
@@ -209,7 +236,10 @@ _WORKER_ENGINE = None
 
 
 def _init_worker(engine) -> None:
+    from dip_engine.workers import exit_with_parent
+
     global _WORKER_ENGINE
+    exit_with_parent()
     _WORKER_ENGINE = engine
 
 

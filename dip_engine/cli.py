@@ -136,7 +136,11 @@ def register(main: click.Group) -> None:
         type=click.Path(dir_okay=False),
         help="Write bad rows (line, reason) as CSV.",
     )
-    @click.option("--no-terminology", is_flag=True, help="Skip 国临版 mapping (codes are already 医保版).")
+    @click.option(
+        "--no-terminology",
+        is_flag=True,
+        help="Check code format only: no 医保版 table check, no 国临版 mapping (not for settlement lists).",
+    )
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
     @click.pass_context
     def group_cmd(
@@ -163,15 +167,15 @@ def register(main: click.Group) -> None:
             raise click.ClickException(str(exc).strip("'\"")) from None
         term = None
         if not no_terminology:
-            from terminology import load_terminology
+            from dip_engine.engine import terminology_for
 
-            term = load_terminology(home)
-            if getattr(term, "is_sample", False) and not catalog.is_sample:
+            term = terminology_for(catalog, home)
+            if term is None:
                 click.echo(
-                    "提示：未导入医保版术语库，只做编码格式规范化，不做国临版映射（dip-cds data import …）",
+                    "提示：未导入医保版术语库，只检查编码格式，不核对编码是否在医保版编码表中、不做国临版映射"
+                    "（dip-cds data import-terminology …）",
                     err=True,
                 )
-                term = None
         engine = Engine(catalog, term, rules, load_optype_table(home, sample=catalog.is_sample), home)
         total = count_lines(Path(input_path)) - (
             1 if Path(input_path).suffix.lower() in (".csv", ".txt") else 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from dip_engine.rules import RegionRules
+from dip_engine.rules import PAYMENT_RULES, RegionRules
 from grouper import Case, GroupResult, GroupType
 
 CENT = Decimal("0.01")
@@ -42,9 +42,30 @@ def insurance_key(value: str | None) -> str | None:
     return _INSURANCE_ALIASES.get((value or "").strip(), (value or "").strip() or None)
 
 
-@dataclass(frozen=True, slots=True)
+class Basis:
+    """How a case is paid (``Pricing.payment_basis``)."""
+
+    DIP = "DIP"
+    FEE_FOR_SERVICE = "按项目付费"
+    WITHHELD = "不予支付"
+
+
+#: ``Pricing.hospital_coefficient_basis``: where the coefficient came from.
+HC_HOSPITAL, HC_LEVEL, HC_REGION_DEFAULT, HC_UNCONFIGURED, HC_NOT_APPLICABLE = (
+    "hospital", "level", "region_default", "unconfigured", "not_applicable",
+)  # fmt: skip
+
+
+@dataclass(slots=True)  # read-only by convention: not frozen, for speed (see grouper.result)
 class Pricing:
-    """Payment standard and where the stay's cost sits against it. ``estimated`` = some input was estimated."""
+    """Payment standard and where the stay's cost sits against it. ``estimated`` = some input was estimated.
+
+    ``adjusted_case_score`` is the case score after the cost-deviation rule (费用偏差校正后的病例分值)
+    and ``case_payment`` what the case is paid: adjusted score × point value for a DIP case, or what
+    the region's ``[ungrouped]`` rule pays for a case without a group (``payment_basis`` says which).
+    Both need the case's cost; without it they are None. The deviation thresholds of the region
+    and whether the hospital coefficient was configured are carried so a card can show them.
+    """
 
     dip_code: str | None
     group_score: Decimal | None
@@ -55,6 +76,7 @@ class Pricing:
     point_value_source: str
     hospital_coefficient: Decimal
     hospital_coefficient_source: str
+    hospital_coefficient_basis: str
     aux_coefficient: Decimal
     aux_reason: str
     payment_standard: Decimal | None
@@ -63,7 +85,7 @@ class Pricing:
     cost_ratio: Decimal | None
     deviation_band: str | None
     adjusted_case_score: Decimal | None
-    adjusted_payment: Decimal | None
+    case_payment: Decimal | None
     special_review: bool
     cost_so_far: Decimal | None
     remaining_budget: Decimal | None
@@ -73,12 +95,28 @@ class Pricing:
     projected_position: str | None
     estimated: bool
     notes: tuple[str, ...] = ()
+    payment_basis: str = Basis.DIP
+    deviation_rule: str = "2.0"
+    deviation_low: Decimal = Decimal("0.5")
+    deviation_high: Decimal = Decimal("2.0")
+    deviation_special: Decimal = Decimal("5.0")
+
+    @property
+    def adjusted_payment(self) -> Decimal | None:
+        """The DIP payment after the deviation rule (None for a case without a group)."""
+        return self.case_payment if self.payment_basis == Basis.DIP else None
+
+    @property
+    def hospital_coefficient_configured(self) -> bool:
+        """False when no coefficient was configured for this hospital and 1.0 was assumed."""
+        return self.hospital_coefficient_basis != HC_UNCONFIGURED
 
     def as_dict(self) -> dict:
         out = {}
         for name in self.__slots__:
             v = getattr(self, name)
             out[name] = str(v) if isinstance(v, Decimal) else (list(v) if isinstance(v, tuple) else v)
+        out["hospital_coefficient_configured"] = self.hospital_coefficient_configured
         return out
 
 
@@ -116,15 +154,19 @@ def point_value_for(rules: RegionRules, insurance_type: str | None, region_avg_c
     return None, None, True, "未配置点值，目录也无区域次均费用"
 
 
-def hospital_coefficient(rules: RegionRules, case: Case, group_type: str) -> tuple[Decimal, str]:
+def hospital_coefficient(rules: RegionRules, case: Case, group_type: str) -> tuple[Decimal, str, str]:
+    """(coefficient, source in words, basis): by hospital, by level, the region default, or 1.0
+    when nothing is configured (a card then says so); 基层病种 take none."""
     if group_type == GroupType.PRIMARY:
-        return ONE, "基层病种不设医院系数"
+        return ONE, "基层病种不设医院系数", HC_NOT_APPLICABLE
     if case.hospital_id and case.hospital_id in rules.hospital_by_hospital:
-        return rules.hospital_by_hospital[case.hospital_id], f"医院 {case.hospital_id} 系数"
+        return rules.hospital_by_hospital[case.hospital_id], f"医院 {case.hospital_id} 系数", HC_HOSPITAL
     level = (case.hospital_level or "").strip()
     if level and level in rules.hospital_by_level:
-        return rules.hospital_by_level[level], f"{level} 级医院系数"
-    return rules.hospital_default, "默认医院系数"
+        return rules.hospital_by_level[level], f"{level} 级医院系数", HC_LEVEL
+    if rules.hospital_default_configured:
+        return rules.hospital_default, "本地区默认医院系数", HC_REGION_DEFAULT
+    return rules.hospital_default, "未配置医院系数，按 1.0 估算", HC_UNCONFIGURED
 
 
 def aux_coefficient(rules: RegionRules, case: Case, secondary: tuple[str, ...] = ()) -> tuple[Decimal, str]:
@@ -219,7 +261,7 @@ def price(
     cost_so_far: Decimal | None = None,
     additional_cost: Decimal | None = None,
     point: tuple | None = None,
-    hospital: tuple[Decimal, str] | None = None,
+    hospital: tuple[Decimal, str, str] | None = None,
 ) -> Pricing:
     """Price one grouped case. Ungrouped cases get a Pricing with no standard and a note why.
 
@@ -229,16 +271,24 @@ def price(
     notes: list[str] = []
     group = result.group
     pv, pv_kind, pv_est, pv_src = point or point_value_for(rules, case.insurance_type, region_avg_cost)
-    hc, hc_src = hospital or hospital_coefficient(rules, case, result.group_type)
+    hc, hc_src, hc_basis = hospital or hospital_coefficient(rules, case, result.group_type)
     aux, aux_why = aux_coefficient(rules, case, secondary)
     cost = case.total_cost if case.total_cost is not None else cost_so_far
+    thresholds = (rules.deviation_rule, rules.deviation_low, rules.deviation_high, rules.deviation_special)
     if result.score is None or group is None:
-        notes.append("未入组，无法计算支付标准")
+        rule = rules.rejected_payment if result.rejected else rules.ungrouped_payment
+        notes.append(
+            f"{'质控不通过' if result.rejected else '未入组'}，无支付标准；本地区规定：{PAYMENT_RULES[rule]}"
+        )
+        basis = Basis.FEE_FOR_SERVICE if rule == "fee_for_service" else Basis.WITHHELD
+        payment = (
+            (money(cost) if cost is not None else None) if basis == Basis.FEE_FOR_SERVICE else Decimal("0.00")
+        )
         return Pricing(
-            result.dip_code, None, None, pv, pv_kind, pv_est, pv_src, hc, hc_src, aux, aux_why, None, None, cost,
-            None, None, None, None, False, cost_so_far, None, additional_cost,
+            result.dip_code, None, None, pv, pv_kind, pv_est, pv_src, hc, hc_src, hc_basis, aux, aux_why, None, None,
+            cost, None, None, None, payment, False, cost_so_far, None, additional_cost,
             None if cost is None and additional_cost is None else (cost or Decimal(0)) + (additional_cost or Decimal(0)),
-            None, None, True, tuple(notes),
+            None, None, True, tuple(notes), basis, *thresholds,
         )  # fmt: skip
     case_score, standard, reference = _standard(
         result.score, hc, aux, pv, group.avg_cost if rules.deviation_reference == "average_cost" else None
@@ -266,7 +316,7 @@ def price(
         pos = position(r_std, r_ref, rules)
     estimated = pv_est or "optype_default" in result.flags or "estimated" in result.flags
     return Pricing(
-        result.dip_code, result.score, case_score, pv, pv_kind, pv_est, pv_src, hc, hc_src, aux, aux_why,
+        result.dip_code, result.score, case_score, pv, pv_kind, pv_est, pv_src, hc, hc_src, hc_basis, aux, aux_why,
         standard, reference, cost, ratio, band, adjusted, adjusted_payment, special, cost_so_far, remaining,
-        additional_cost, projected, projected_ratio, pos, estimated, tuple(notes),
+        additional_cost, projected, projected_ratio, pos, estimated, tuple(notes), Basis.DIP, *thresholds,
     )  # fmt: skip

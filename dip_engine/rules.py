@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from dip_engine.quality import QualityConfigError, QualityRules
 from grouper import GroupingPolicy
 
 PACKAGE_RULES = Path(__file__).with_name("config") / "rules"
@@ -69,6 +70,10 @@ class RegionRules:
     deviation_high: Decimal = Decimal("2.0")
     deviation_special: Decimal = Decimal("5.0")
     deviation_reference: str = "average_cost"
+    hospital_default_configured: bool = False
+    quality: QualityRules = field(default_factory=QualityRules)
+    ungrouped_payment: str = "fee_for_service"
+    rejected_payment: str = "none"
 
     def policy(
         self, catalog_codes: frozenset[str] = frozenset(), optional: frozenset[str] = frozenset()
@@ -77,8 +82,11 @@ class RegionRules:
         g = self.grouping
         ignored = {c.upper() for c in g.get("ignored_procedures", [])} | set(optional - catalog_codes)
         return GroupingPolicy(
-            excluded_principal=frozenset(c.upper() for c in g.get("excluded_principal", [])),
+            excluded_principal=self.excluded_principal,
             ignored_procedures=frozenset(ignored),
+            simple_operations={
+                code.upper(): why for code, why in g.get("simple_operations", {}).items() if why is not False
+            },
             tie_break=tuple(g.get("tie_break", ())),
             type_selection=g.get("type_selection", "principal"),
             type_rank=tuple(g.get("type_rank", ("SS", "ZLXCZ", "ZDXCZ"))),
@@ -90,6 +98,23 @@ class RegionRules:
     @property
     def ignore_entry_options(self) -> set[str]:
         return set(self.grouping.get("ignore_entry_options", []))
+
+    @property
+    def excluded_principal(self) -> dict[str, str]:
+        """Entry → rule: the national list (``never_principal``), then the region's additions."""
+        out = {
+            k.upper(): str(v) for k, v in self.grouping.get("never_principal", {}).items() if v is not False
+        }
+        for code in self.grouping.get("excluded_principal", []):
+            out.setdefault(code.upper(), REGION_EXCLUSION)
+        return out
+
+
+REGION_EXCLUSION = "本统筹区规定"
+PAYMENT_RULES = {
+    "fee_for_service": "按项目付费（实际费用）",
+    "none": "不予支付（退回医疗机构修改后重新申报）",
+}
 
 
 def _bands(items: list[dict], lo: str, hi: str, what: str, scale: int = 1) -> tuple[Band, ...]:
@@ -110,13 +135,26 @@ def _bands(items: list[dict], lo: str, hi: str, what: str, scale: int = 1) -> tu
 
 
 def parse_rules(region: str, data: dict, sources: tuple[str, ...] = ()) -> RegionRules:
-    g = data.get("grouping", {})
+    g = dict(data.get("grouping", {}))
+    # the principal procedure now always comes first (national rule): an old region file may still list it
+    g["tie_break"] = [t for t in g.get("tie_break", ()) if t != "principal_procedure"]
+    for key in ("never_principal", "simple_operations"):
+        table = g.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(v, str | bool) for v in table.values()):
+            raise RulesError(f"[grouping.{key}] must map codes to a reason (or false to remove one)")
     try:
-        GroupingPolicy(
-            tie_break=tuple(g.get("tie_break", ())), type_selection=g.get("type_selection", "principal")
-        )
+        GroupingPolicy(tie_break=tuple(g["tie_break"]), type_selection=g.get("type_selection", "principal"))
     except ValueError as exc:
         raise RulesError(f"[grouping] {exc}") from None
+    try:
+        quality = QualityRules.from_config(data.get("quality", {}))
+    except QualityConfigError as exc:
+        raise RulesError(str(exc)) from None
+    ungrouped = data.get("ungrouped", {})
+    payments = (ungrouped.get("payment", "fee_for_service"), ungrouped.get("rejected_payment", "none"))
+    for key, value in zip(("payment", "rejected_payment"), payments, strict=True):
+        if value not in PAYMENT_RULES:
+            raise RulesError(f"[ungrouped] {key} must be one of {', '.join(PAYMENT_RULES)}, not {value!r}")
     pv = data.get("point_value", {})
     use = pv.get("use", "budget")
     if use not in ("budget", "settlement"):
@@ -171,6 +209,7 @@ def parse_rules(region: str, data: dict, sources: tuple[str, ...] = ()) -> Regio
         point_values=point_values,
         point_value_use=use,
         hospital_default=_d(hc.get("default", "1"), "hospital_coefficient.default"),
+        hospital_default_configured="default" in hc,
         hospital_by_level={
             str(k): _d(v, f"hospital_coefficient.by_level.{k}") for k, v in hc.get("by_level", {}).items()
         },
@@ -188,6 +227,9 @@ def parse_rules(region: str, data: dict, sources: tuple[str, ...] = ()) -> Regio
         deviation_high=high,
         deviation_special=special,
         deviation_reference="standard" if rule == "3.0" and "reference" not in dev else reference,
+        quality=quality,
+        ungrouped_payment=payments[0],
+        rejected_payment=payments[1],
     )
 
 
@@ -217,8 +259,11 @@ def load_rules(region: str, home: Path | None = None, path: Path | None = None) 
         if f.is_file():
             try:
                 with f.open("rb") as fh:
-                    data = _merge(data, tomllib.load(fh))
+                    layer = tomllib.load(fh)
             except tomllib.TOMLDecodeError as exc:
                 raise RulesError(f"{f}: {exc}") from None
+            if layer.get("grouping", {}).get("replace_simple_operations") and "grouping" in data:
+                data["grouping"] = {k: v for k, v in data["grouping"].items() if k != "simple_operations"}
+            data = _merge(data, layer)
             used.append(str(f))
     return parse_rules(region, data, tuple(used))

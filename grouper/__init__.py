@@ -4,7 +4,7 @@ from grouper.algorithm import FLAG_OPTYPE_DEFAULT, Classifier, group_case
 from grouper.index import GroupIndex
 from grouper.model import Case, Group, GroupType, OpType
 from grouper.policy import DEFAULT_TIE_BREAK, TIE_BREAKS, GroupingPolicy
-from grouper.result import GroupResult, Trace
+from grouper.result import GroupResult, QcFlag, Severity, Trace
 
 __all__ = [
     "Case",
@@ -17,6 +17,8 @@ __all__ = [
     "GroupType",
     "GroupingPolicy",
     "OpType",
+    "QcFlag",
+    "Severity",
     "TIE_BREAKS",
     "Trace",
     "group_case",

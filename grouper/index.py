@@ -24,6 +24,7 @@ class GroupIndex:
         "ranges",
         "chapter",
         "groups",
+        "named",
     )
 
     def __init__(self, groups: Iterable[Group]) -> None:
@@ -35,6 +36,7 @@ class GroupIndex:
         self.comprehensive: dict[tuple[str, str], Group] = {}
         self.ranges: list[tuple[str, str, Group]] = []  # comprehensive groups keyed by a 类目 range
         self.chapter: dict[tuple[int, str], Group] = {}
+        named: set[tuple[str, str]] = set()
         for g in self.groups:
             self.by_code[g.code.upper()] = g
             key = g.dx_key.upper()
@@ -45,6 +47,7 @@ class GroupIndex:
                 else:
                     for alt in g.slots[0]:
                         core_by_main[(key, alt)].append(g)
+                    named.update((key, code) for slot in g.slots for code in slot)
             elif g.type == GroupType.COMPREHENSIVE and g.op_type:
                 if "-" in key:  # a 类目 range "C00-C14"
                     lo, _, hi = key.partition("-")
@@ -58,6 +61,8 @@ class GroupIndex:
                     continue
                 self.chapter[(number, g.op_type)] = g
         self.core_by_main = {k: tuple(v) for k, v in core_by_main.items()}
+        #: (亚目, procedure) pairs some core group names: a simple operation counts there
+        self.named: frozenset[tuple[str, str]] = frozenset(named)
         self.core_count = dict(self.core_count)
 
     def comprehensive_for(self, leimu: str, op_type: str) -> Group | None:

@@ -77,7 +77,11 @@ class Case:
     """One inpatient stay as the 医保结算清单 describes it (only what grouping and pricing need).
 
     ``procedures``: the first one is the principal procedure (主要手术/操作). Codes may be raw; the
-    engine normalises and maps them before grouping.
+    engine normalises and maps them before grouping. ``code_system`` ``"yb"`` says the codes are
+    known to be 医保版 (a FHIR coding or the batch file said so), ``"gl"`` 国临版 (read through the
+    official map); None means as typed, where a code that also exists in 国临版 with another
+    meaning is read as 医保版 and flagged. ``principal_conflict`` /
+    ``principal_unranked``: the record did not say clearly which diagnosis is principal (FHIR ranks).
     """
 
     case_id: str = ""
@@ -96,3 +100,6 @@ class Case:
     hospital_level: str | None = None
     insurance_type: str | None = None
     department: str | None = None
+    code_system: str | None = None
+    principal_conflict: tuple[str, ...] = ()
+    principal_unranked: bool = False

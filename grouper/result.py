@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from grouper.model import Group, GroupType
 
 
-@dataclass(frozen=True, slots=True)
+# Trace and GroupResult are read-only by convention rather than ``frozen``: a frozen dataclass pays
+# one ``object.__setattr__`` per field on construction (≈ 2 µs for these two), and every one of a
+# million cases builds both.
+@dataclass(slots=True)
 class Trace:
     """The explanation a coder card shows: normalised inputs, candidates, the deciding rule.
 
     ``candidates``: groups whose pattern the case fully matched (best first);
-    ``partial``: groups of the 亚目 whose 主要操作 the case has but not all related procedures
-    (useful to tell a coder what a missing code would change).
+    ``partial``: groups of the 亚目 whose 主要操作 is the case's principal procedure but whose
+    related procedures are not all present (what a missing code would change);
+    ``later_main``: core groups of the 亚目 the case would match if a later-listed procedure were
+    its principal one (the coder checks the principal procedure; grouping never re-orders).
     """
 
     diagnosis: str | None
@@ -29,6 +34,7 @@ class Trace:
     partial: tuple[str, ...] = ()
     rule: str = ""
     notes: tuple[str, ...] = ()
+    later_main: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -42,12 +48,41 @@ class Trace:
             "procedure_type": self.procedure_type,
             "candidates": list(self.candidates),
             "partial": list(self.partial),
+            "later_main": list(self.later_main),
             "rule": self.rule,
             "notes": list(self.notes),
         }
 
 
+class Severity:
+    """How a settlement-list quality finding (结算清单质控) weighs."""
+
+    REJECT = "reject"  # 质控不通过: the case cannot be grouped (未入组) until the list is corrected
+    ERROR = "error"  # an error on the list; the group is computed but the list must be corrected
+    WARNING = "warning"  # to be checked by the coder
+    INFO = "info"
+    ORDER = (REJECT, ERROR, WARNING, INFO)
+
+
 @dataclass(frozen=True, slots=True)
+class QcFlag:
+    """One finding of the settlement-list quality gate: which rule, on which code, and why."""
+
+    rule: str  # e.g. "dx.external_cause"
+    severity: str  # see Severity
+    message: str  # Chinese, for the coder / 医保办
+    code: str = ""  # the code (or value) the finding is about
+
+    @property
+    def key(self) -> str:
+        """``rule:code`` as the batch outputs' ``qc_flags`` column lists it."""
+        return f"{self.rule}:{self.code}" if self.code else self.rule
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "severity": self.severity, "code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
 class GroupResult:
     """The group a case falls into (``dip_code`` None when 未入组) with its explanation."""
 
@@ -59,25 +94,27 @@ class GroupResult:
     trace: Trace
     flags: tuple[str, ...] = ()
     group: Group | None = None
+    qc: tuple[QcFlag, ...] = ()  # settlement-list quality findings (结算清单质控), worst first
 
     @property
     def grouped(self) -> bool:
         return self.group_type != GroupType.UNGROUPED
 
+    @property
+    def rejected(self) -> bool:
+        """The quality gate kept the case out of grouping (质控不通过)."""
+        return any(f.severity == Severity.REJECT for f in self.qc)
+
+    @property
+    def qc_flags(self) -> str:
+        """The findings as one ``|``-separated ``rule:code`` cell for batch outputs."""
+        return "|".join(f.key for f in self.qc)
+
     def with_flags(self, extra: tuple[str, ...]) -> GroupResult:
         if not extra:
             return self
         merged = self.flags + tuple(f for f in extra if f not in self.flags)
-        return GroupResult(
-            self.dip_code,
-            self.group_type,
-            self.group_name,
-            self.score,
-            self.reason,
-            self.trace,
-            merged,
-            self.group,
-        )
+        return replace(self, flags=merged)
 
     def as_dict(self) -> dict:
         return {
@@ -87,5 +124,6 @@ class GroupResult:
             "score": str(self.score) if self.score is not None else None,
             "reason": self.reason,
             "flags": list(self.flags),
+            "qc": [f.as_dict() for f in self.qc],
             "trace": self.trace.as_dict(),
         }

@@ -1,5 +1,9 @@
 """Principal-diagnosis admissibility and settlement-list checks for the coder (DIP-RULES.md §7).
 
+The settlement-list checks themselves are the DIP engine's quality gate (``dip_engine.quality``),
+shared with ``dip-cds group`` and ``dip-cds settle``; this module adds what only a FHIR record can
+get wrong.
+
 Compliance comes first: each documented diagnosis is judged admissible or not *with the reason*
 before any group or money is attached to it, and only documented diagnoses of this encounter are
 ever considered — the card must never help 高套 (upcoding) or 低套. Pure functions over a
@@ -11,12 +15,13 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cards import CheckView
+from dip_engine.quality import RULE_NAMES
+from grouper import GroupResult, Severity
 from hooks.stay import Stay, StayDiagnosis
 from terminology.normalize import normalize_diagnosis
 
@@ -179,68 +184,32 @@ def admissibility(
 
 # ----------------------------------------------------------------------------- settlement-list checks
 
+_LEVELS = {
+    Severity.REJECT: "error",
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "info",
+}
 
-def settlement_checks(stay: Stay, rules: Mapping[str, Any], today: date | None = None) -> list[CheckView]:
-    """Problems on the 结算清单 that change the group or keep the case out of DIP."""
-    c = rules.get("checks", {})
+
+def settlement_checks(stay: Stay, result: GroupResult, newborn_days: int = 28) -> list[CheckView]:
+    """Problems on the 结算清单: the shared quality gate's findings on the stay's case (the same
+    ones ``dip-cds group`` and ``dip-cds settle`` report for it), plus what only a FHIR record can
+    get wrong (uncoded principal, procedure dates outside the stay, missing admission time)."""
     out: list[CheckView] = []
     principal = stay.principal
-    if principal is None:
-        out.append(CheckView("error", "没有主要诊断：病例无法入组", "主要诊断"))
-    elif principal.code is None:
+    if principal is not None and principal.code is None:
         out.append(CheckView("error", f"主要诊断“{principal.documented}”没有确认的医保版编码", "主要诊断"))
-    if stay.rank_conflict:
+    for finding in result.qc:
         out.append(
             CheckView(
-                "warning", f"多个诊断排序相同（{'、'.join(stay.rank_conflict)}），主要诊断不明确", "诊断排序"
+                _LEVELS.get(finding.severity, "warning"),
+                f"{finding.message}（质控规则 {finding.rule}）",
+                RULE_NAMES.get(finding.rule, ""),
             )
         )
-    elif principal is not None and not stay.principal_explicit:
-        out.append(CheckView("warning", "Encounter.diagnosis 未标明主要诊断（rank 1）", "诊断排序"))
-    for d in stay.diagnoses:
-        code = d.code
-        if not code:
-            continue
-        if stay.sex == "M" and _starts(code, c.get("female_only")):
-            out.append(CheckView("error", f"{code} {d.name} 只适用于女性，患者性别为男", "性别"))
-        if stay.sex == "F" and _starts(code, c.get("male_only")):
-            out.append(CheckView("error", f"{code} {d.name} 只适用于男性，患者性别为女", "性别"))
-        low, high = (list(c.get("pregnancy_age", ())) + [None, None])[:2]
-        if stay.age is not None and _starts(code, c.get("pregnancy_prefixes")):
-            if (low is not None and stay.age < low) or (high is not None and stay.age > high):
-                out.append(
-                    CheckView("warning", f"{code} 为妊娠相关编码，患者年龄 {stay.age} 岁，请核对", "年龄")
-                )
-        limit = c.get("perinatal_max_age")
-        if (
-            stay.age is not None
-            and limit is not None
-            and stay.age > limit
-            and _starts(code, c.get("perinatal_prefixes"))
-        ):
-            out.append(CheckView("warning", f"{code} 为围生期编码，患者已 {stay.age} 岁，请核对", "年龄"))
-    newborn_days = c.get("newborn_days", 28)
-    if stay.age_days is not None and stay.age_days < newborn_days:
-        if stay.birth_weight_g is None:
-            out.append(
-                CheckView("error", "新生儿病例缺少出生体重（结算清单必填，影响分组）", "新生儿出生体重")
-            )
-        else:
-            out.append(CheckView("info", f"新生儿出生体重 {stay.birth_weight_g} 克", "新生儿出生体重"))
-            for band in c.get("birth_weight_codes", ()):
-                for d in stay.diagnoses:
-                    if (
-                        d.code
-                        and _starts(d.code, (band.get("prefix"),))
-                        and not (band.get("min", 0) <= stay.birth_weight_g <= band.get("max", 10**6))
-                    ):
-                        out.append(
-                            CheckView(
-                                "error",
-                                f"{d.code} {d.name} 与出生体重 {stay.birth_weight_g} 克不符",
-                                "新生儿出生体重",
-                            )
-                        )
+    if stay.birth_weight_g is not None and stay.age_days is not None and stay.age_days < newborn_days:
+        out.append(CheckView("info", f"新生儿出生体重 {stay.birth_weight_g} 克", "新生儿出生体重"))
     for p in stay.procedures_outside:
         when = p.performed.strftime("%Y-%m-%d") if p.performed else "?"
         out.append(
@@ -255,13 +224,4 @@ def settlement_checks(stay: Stay, rules: Mapping[str, Any], today: date | None =
         out.append(CheckView("warning", "入院时间缺失：无法计算住院天数", "住院天数"))
     elif stay.discharged is None:
         out.append(CheckView("info", "出院时间尚未填写", "住院天数"))
-    los = stay.los_days(today)
-    if los is not None and los > c.get("long_stay_days", 60):
-        out.append(
-            CheckView(
-                "info",
-                f"住院 {los} 天，超过 {c.get('long_stay_days', 60)} 天的长期住院按当地规定处理",
-                "住院天数",
-            )
-        )
     return out

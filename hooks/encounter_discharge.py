@@ -204,7 +204,7 @@ def _birth_weight_observations(req: HookRequest, stay_age_days: int | None, newb
 def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
     rules = load_coding_rules(ctx.home)
     stay = stay_of(req, ctx, data, at_discharge=True)
-    newborn_days = int(rules.get("checks", {}).get("newborn_days", 28))
+    newborn_days = ctx.engine.quality.newborn_days
     observations = _birth_weight_observations(req, stay.age_days, newborn_days)
     if observations is not None:
         stay = replace(stay, birth_weight_g=birth_weight_grams(observations))
@@ -233,7 +233,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         trace=trace_lines(result),
         principal_options=options,
         mappings=mapping_views(stay),
-        checks=settlement_checks(stay, rules),
+        checks=settlement_checks(stay, result, newborn_days),
         position=position_from(pricing.payment_standard, so_far),
         estimate_notes=list(dict.fromkeys(notes)),
     )

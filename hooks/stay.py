@@ -140,6 +140,9 @@ class Stay:
             age_days=self.age_days,
             birth_weight_g=self.birth_weight_g,
             los_days=self.los_days() if self.admitted else None,
+            code_system="yb",  # every code went through the mapping layer: all are 医保版
+            principal_conflict=self.rank_conflict,
+            principal_unranked=bool(self.diagnoses) and not self.principal_explicit,
         )
 
 

@@ -29,8 +29,10 @@ from settlement.period import (
 from settlement.records import CASE_COLUMNS, REVIEW_HIGH, REVIEW_SPECIAL
 
 BASIS_DIP = "DIP"
-BASIS_UNGROUPED = "按项目(未入组)"
 BASIS_TRIMMED = "按项目(分位数修剪)"
+#: cases without a group are paid by the region's ``[ungrouped]`` rule: their basis is the record's
+#: ``outside_basis`` (按项目 / 不予支付, 未入组 / 质控不通过) and their amount ``outside_cents``.
+BASIS_OUTSIDE = "outside_basis"
 
 RATIO_BINS = (
     ("<50%", None, Decimal("0.5")),
@@ -71,6 +73,8 @@ class PeriodResult:
     duplicates: list[tuple]
     deduction_problems: list[str] = field(default_factory=list)
     special_cases: list[dict] = field(default_factory=list)
+    qc_rules: list[dict] = field(default_factory=list)  # findings of the quality gate by rule
+    payment_rules: dict[str, str] = field(default_factory=dict)  # what cases without a group are paid
 
     @property
     def ok(self) -> bool:
@@ -129,9 +133,7 @@ def dedupe(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def mark_basis(con: duckdb.DuckDBPyConnection, config: SettleConfig) -> None:
     """Column ``basis`` (DIP / 按项目) on every case; view ``eligible`` = the period's cases."""
     con.execute("ALTER TABLE raw ADD COLUMN IF NOT EXISTS basis VARCHAR")
-    con.execute(
-        f"UPDATE raw SET basis = CASE WHEN grouped = 0 THEN '{BASIS_UNGROUPED}' ELSE '{BASIS_DIP}' END"
-    )
+    con.execute(f"UPDATE raw SET basis = CASE WHEN grouped = 0 THEN {BASIS_OUTSIDE} ELSE '{BASIS_DIP}' END")
     if config.trim == "quantile":
         counts = con.execute(
             "SELECT fund, count(*) FROM raw WHERE in_period = 1 AND grouped = 1 AND cost_ratio IS NOT NULL "
@@ -165,8 +167,8 @@ def fund_totals(con: duckdb.DuckDBPyConnection) -> dict[str, FundTotals]:
             count(*) FILTER (WHERE basis = '{BASIS_DIP}'),
             coalesce(sum(settle_units) FILTER (WHERE basis = '{BASIS_DIP}'), 0)::HUGEINT,
             count(*) FILTER (WHERE basis <> '{BASIS_DIP}'),
-            coalesce(sum(cost_cents) FILTER (WHERE basis <> '{BASIS_DIP}'), 0)::HUGEINT,
-            coalesce(sum(cost_fund_cents) FILTER (WHERE basis <> '{BASIS_DIP}'), 0)::HUGEINT
+            coalesce(sum(outside_cents) FILTER (WHERE basis <> '{BASIS_DIP}'), 0)::HUGEINT,
+            coalesce(sum(outside_fund_cents) FILTER (WHERE basis <> '{BASIS_DIP}'), 0)::HUGEINT
         FROM eligible GROUP BY fund ORDER BY fund"""
     ).fetchall()
     return {r[0]: FundTotals(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
@@ -240,8 +242,8 @@ def allocate(con: duckdb.DuckDBPyConnection, plans: list[FundPlan]) -> None:
     con.execute("ALTER TABLE raw ADD COLUMN IF NOT EXISTS fund_cents BIGINT")
     con.execute(
         f"""UPDATE raw SET
-            dip_cents = CASE WHEN basis <> '{BASIS_DIP}' THEN cost_cents ELSE budget_dip_cents END,
-            fund_cents = CASE WHEN basis <> '{BASIS_DIP}' THEN cost_fund_cents ELSE budget_fund_cents END"""
+            dip_cents = CASE WHEN basis <> '{BASIS_DIP}' THEN outside_cents ELSE budget_dip_cents END,
+            fund_cents = CASE WHEN basis <> '{BASIS_DIP}' THEN outside_fund_cents ELSE budget_fund_cents END"""
     )
     if any(r[4] for r in rows):
         con.execute(
@@ -459,7 +461,21 @@ def summarize(
         duplicates=duplicates,
         deduction_problems=deduction_problems,
         special_cases=special_cases,
+        qc_rules=qc_rule_counts(con),
     )
+
+
+def qc_rule_counts(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Cases per quality-gate rule among the period's cases (one case counts once per rule)."""
+    from dip_engine.quality import RULE_NAMES
+
+    rows = con.execute(
+        """SELECT rule, count(DISTINCT file_idx * 10000000000 + line) AS cases FROM (
+               SELECT file_idx, line, split_part(unnest(string_split(qc_flags, '|')), ':', 1) AS rule
+               FROM settled WHERE qc_flags IS NOT NULL AND qc_flags <> '')
+           GROUP BY rule ORDER BY cases DESC, rule"""
+    ).fetchall()
+    return [{"rule": r, "name": RULE_NAMES.get(r, ""), "cases": int(n)} for r, n in rows]
 
 
 def reconcile(
@@ -485,7 +501,7 @@ def reconcile(
     )
     checks.append(
         {
-            "check": "本期结算 = DIP入组 + 按项目",
+            "check": "本期结算 = DIP入组 + 非DIP(按项目/不予支付)",
             "detail": f"{settled} = {counts['dip']} + {counts['outside']}",
             "ok": settled == counts["dip"] + counts["outside"],
         }
@@ -542,8 +558,10 @@ def case_counts(con, rows_in: int, rejected_rows: int, duplicates: int) -> dict[
     accepted, out_of_period = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE in_period = 0) FROM cases"
     ).fetchone()
-    settled, dip = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE basis = '{BASIS_DIP}') FROM settled"
+    settled, dip, qc_rejected, withheld = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE basis = '{BASIS_DIP}'),
+            count(*) FILTER (WHERE basis LIKE '%质控不通过%'), count(*) FILTER (WHERE basis LIKE '不予支付%')
+            FROM settled"""
     ).fetchone()
     return {
         "rows_in": rows_in,
@@ -554,6 +572,8 @@ def case_counts(con, rows_in: int, rejected_rows: int, duplicates: int) -> dict[
         "dip": int(dip),
         "outside": int(settled) - int(dip),
         "out_of_period": int(out_of_period),
+        "qc_rejected": int(qc_rejected),
+        "withheld": int(withheld),
     }
 
 

@@ -37,21 +37,16 @@ class Priced:
     estimated: bool
     point_value: Decimal | None  # the engine's (estimated) point value, fallback for the 年初点值
     point_value_source: str = ""
+    qc_flags: str = ""  # the quality gate's findings, ``rule:code|…``
+    rejected: bool = False  # the quality gate kept the case out of grouping (质控不通过)
+    fee_for_service: bool = True  # without a group: paid at cost (按项目) by the region's rule, else not paid
 
 
 def build_engine(home: str | Path | None, region: str | None) -> tuple[Any, Any]:
     """(engine, catalog) for a region, built from the data home (the sample catalog when none imported)."""
     from dip_engine.engine import Engine
 
-    home_path = Path(home) if home else None
-    terminology = None
-    try:
-        from terminology import load_terminology
-
-        terminology = load_terminology(home_path)
-    except Exception:  # noqa: BLE001 - without a terminology the engine still groups 医保版 codes
-        terminology = None
-    engine = Engine.from_home(home_path, region, terminology=terminology)
+    engine = Engine.from_home(Path(home) if home else None, region)  # with the home's terminology
     return engine, engine.catalog
 
 
@@ -70,6 +65,7 @@ def price_case(engine: Any, case: Any) -> Priced:
     result = engine.group(case)
     flags = "|".join(result.flags) if result.flags else ""
     if result.dip_code is None or result.score is None:
+        rule = engine.rules.rejected_payment if result.rejected else engine.rules.ungrouped_payment
         return Priced(
             dip_code="",
             group_type=result.group_type,
@@ -86,6 +82,9 @@ def price_case(engine: Any, case: Any) -> Priced:
             flags=flags,
             estimated=False,
             point_value=None,
+            qc_flags=result.qc_flags,
+            rejected=result.rejected,
+            fee_for_service=rule == "fee_for_service",
         )
     pricing = engine.price(case, result)
     case_score = pricing.case_score if pricing.case_score is not None else result.score
@@ -108,4 +107,5 @@ def price_case(engine: Any, case: Any) -> Priced:
         estimated=bool(pricing.estimated),
         point_value=pricing.point_value,
         point_value_source=pricing.point_value_source or "",
+        qc_flags=result.qc_flags,
     )

@@ -15,7 +15,8 @@ def _print_report(report) -> None:
     click.echo(f"目录: {report.catalog_label}")
     click.echo(
         f"病例: 读入 {c['rows_in']}, 拒收 {c['rejected']} (其中重复 {c['duplicates']}), 本期结算 {c['settled']} "
-        f"(DIP {c['dip']}, 按项目 {c['outside']}), 非本期 {c['out_of_period']}"
+        f"(DIP {c['dip']}, 非DIP {c['outside']}: 其中结算清单质控退回 {c.get('qc_rejected', 0)}, "
+        f"不予支付 {c.get('withheld', 0)}), 非本期 {c['out_of_period']}"
     )
     for plan in result.plans:
         pv = "—" if plan.point_value is None else f"{plan.point_value:.6f}"
@@ -139,15 +140,18 @@ def register(main: click.Group) -> None:
         """Generate SYNTHETIC 结算清单 cases (labelled as such) from a DIP catalog."""
         from cds_service.cli import home_from
         from dip_engine import load_catalogs
+        from dip_engine.engine import terminology_for
         from settlement.synth import write_synth
 
+        home = home_from(ctx)
         try:
-            catalog = load_catalogs(home_from(ctx)).get(region)
+            catalog = load_catalogs(home).get(region)
         except KeyError as exc:
             raise click.ClickException(f"unknown region: {exc}") from exc
         meta = write_synth(
-            Path(output), catalog, cases, hospitals, seed, period, month, progress and sys.stderr.isatty()
-        )
+            Path(output), catalog, cases, hospitals, seed, period, month, progress and sys.stderr.isatty(),
+            terminology=terminology_for(catalog, home),
+        )  # fmt: skip
         click.echo(
             f"wrote {meta['cases']} synthetic cases ({meta['catalog']}, seed {seed}) to {output} (+ .meta.json)"
         )

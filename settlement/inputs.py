@@ -89,6 +89,40 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_header(path: Path) -> tuple[str, ...] | None:
+    """The header row of a CSV/XLSX file (leading blank and ``#`` lines skipped); None for JSONL."""
+    kind = file_kind(path)
+    if kind == "jsonl":
+        return None
+    if kind == "xlsx":
+        for _number, values in _xlsx_rows(path):
+            if any(v.strip() for v in values) and not values[0].lstrip("\ufeff").startswith("#"):
+                return tuple(values)
+        raise InputError(f"{path.name}: no header row")
+    with path.open("rb") as fh:
+        sample = fh.read(1 << 20)
+    text = sample.decode(sniff_encoding(sample), errors="replace").lstrip("\ufeff")
+    for line in io.StringIO(text, newline=""):
+        if line.strip() and not line.startswith("#"):
+            return tuple(next(csv.reader([line])))
+    raise InputError(f"{path.name}: no header row")
+
+
+def check_columns(path: Path, required: tuple[str, ...], canonical) -> None:
+    """One file-level error naming every required column the header lacks (not one reject per row)."""
+    header = file_header(path)
+    if header is None:
+        return
+    present = {canonical(h) for h in header}
+    missing = [c for c in required if c not in present]
+    if missing:
+        shown = ", ".join(h.strip() for h in header[:20])
+        raise InputError(
+            f"{path.name}: 缺少必需列 {', '.join(missing)}（missing required column(s)）；"
+            f"表头为: {shown}。文件未处理 (nothing was settled)"
+        )
+
+
 def estimate_rows(path: Path) -> int:
     """Approximate number of data rows (for the progress bar's ETA): newline count, or XLSX dimension."""
     if file_kind(path) == "xlsx":

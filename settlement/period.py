@@ -112,7 +112,7 @@ def plan_fund(
         fund_share_cents=fund_share if problem is None else None,
         point_value=point_value,
         budget_point_value=budget_point_value,
-        point_value_source="结算点值 = (基金预算 ÷ 基金支付比例 − 按项目病例费用) ÷ DIP总分值",
+        point_value_source="结算点值 = (基金预算 ÷ 基金支付比例 − 非DIP病例支付额) ÷ DIP总分值",
         totals=totals,
         problem=problem,
     )

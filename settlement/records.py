@@ -52,11 +52,24 @@ CASE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("synthetic", "INTEGER"),
     ("reason", "VARCHAR"),
     ("flags", "VARCHAR"),
+    ("qc_flags", "VARCHAR"),
+    ("outside_basis", "VARCHAR"),
+    ("outside_cents", "BIGINT"),
+    ("outside_fund_cents", "BIGINT"),
 )
 CASE_COLUMN_NAMES = tuple(name for name, _ in CASE_COLUMNS)
 
 REVIEW_HIGH = "超2倍"
 REVIEW_SPECIAL = "超5倍(特例单议)"
+
+
+def outside_basis(priced: Priced) -> str:
+    """How a case is paid when it is not paid by DIP: the region's rule for cases without a group
+    (质控不通过 or 未入组), shown in every report; a grouped case outside DIP (trimmed) is paid at cost."""
+    if priced.grouped:
+        return ""
+    paid = "按项目" if priced.fee_for_service else "不予支付"
+    return f"{paid}({'质控不通过' if priced.rejected else '未入组'})"
 
 
 def cents(amount: Decimal) -> int:
@@ -100,6 +113,8 @@ def build_record(
     if priced.grouped and priced.reference_cost:
         ratio = (row.total_cost / priced.reference_cost).quantize(RATIO_PLACES, ROUND_HALF_UP)
     units = int((priced.settle_score * SCORE_UNIT).to_integral_value(ROUND_FLOOR))
+    cost_cents, cost_fund_cents = cents(row.total_cost), cents(row.total_cost * payment_ratio)
+    paid_at_cost = priced.grouped or priced.fee_for_service
     budget_dip = budget_fund = None
     if budget_point_value is not None and priced.grouped:
         dip = (priced.settle_score * budget_point_value).quantize(Decimal("0.01"), ROUND_HALF_UP)
@@ -130,8 +145,8 @@ def build_record(
         priced.band,
         review_flag(ratio, config),
         units,
-        cents(row.total_cost),
-        cents(row.total_cost * payment_ratio),
+        cost_cents,
+        cost_fund_cents,
         budget_dip if budget_dip is not None else "",
         budget_fund if budget_fund is not None else "",
         budget_point_value.quantize(Decimal("0.000001"), ROUND_HALF_UP)
@@ -142,4 +157,8 @@ def build_record(
         int(row.synthetic),
         priced.reason,
         priced.flags,
+        priced.qc_flags,
+        outside_basis(priced),
+        cost_cents if paid_at_cost else 0,
+        cost_fund_cents if paid_at_cost else 0,
     )

@@ -1,7 +1,10 @@
 """Settlement outputs: case-level CSV, summaries as CSV + XLSX, a Chinese HTML report, summary.json.
 
-Every file is written to a temporary name and renamed into place, and nothing in it depends on
-the clock, so a rerun (or a resumed run) produces byte-identical files.
+Every output is first written into a staging folder inside the output folder; only when all of
+them are complete are the previous run's files removed and the new ones renamed into place, so a
+failed run never leaves new CSVs beside an old report. Nothing depends on the clock, so a rerun
+(or a resumed run) produces byte-identical files. The HTML report is a Jinja2 template
+(``templates/report.html.j2``) with autoescaping.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import zipfile
 from decimal import Decimal
-from html import escape
+from functools import cache
 from pathlib import Path
 
 from settlement import charts
 from settlement.aggregate import BASIS_DIP, PeriodResult
-from settlement.period import ANNUAL, MODE_LABELS, MONTHLY, yuan
+from settlement.period import MODE_LABELS, yuan
 
 CASE_OUTPUT = (
     ("case_id", "case_id"),
@@ -56,6 +61,7 @@ CASE_OUTPUT = (
     ("synthetic", "synthetic"),
     ("reason", "reason"),
     ("flags", "flags"),
+    ("qc_flags", "qc_flags"),
 )
 
 HOSPITAL_COLUMNS = (
@@ -137,6 +143,15 @@ def cell_safe(value):
     return value
 
 
+#: Control characters XML (so XLSX) cannot hold; HIS exports do contain them (NUL, vertical tab…).
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Text without control characters (each becomes U+FFFD, so the clerk sees something was there)."""
+    return CONTROL_CHARS.sub("\ufffd", text)
+
+
 #: Fixed timestamp written into XLSX metadata so reruns are byte-identical.
 FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 
@@ -186,25 +201,52 @@ def write_cases_csv(con, path: Path, sources: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def write_rejects(path: Path, rejects: list[tuple], sources: list[str]) -> None:
+STAGE_READ = "拒收"
+STAGE_DUPLICATE = "重复病例"
+STAGE_QC = "质控不通过"
+REJECT_COLUMNS = ("source_file", "line", "case_id", "stage", "reason")
+
+
+def rejected_rows(
+    con, rejects: list[tuple], duplicates: list[tuple], sources: list[str]
+) -> list[tuple[str, int, str, str, str]]:
+    """Every case the period does not pay by DIP because of its data, in input order: rows that
+    could not be read, duplicates, and cases the quality gate rejected (these stay in cases.csv)."""
+    qc = con.execute(
+        "SELECT file_idx, line, case_id, reason FROM settled WHERE basis LIKE '%质控不通过%' ORDER BY file_idx, line"
+    ).fetchall()
+    rows = [(*r[:3], STAGE_READ, r[3]) for r in rejects]
+    rows += [(*r[:3], STAGE_DUPLICATE, r[3]) for r in duplicates]
+    rows += [(*r[:3], STAGE_QC, r[3]) for r in qc]
+    rows.sort(key=lambda r: (int(r[0]), int(r[1])))
+    return [
+        (sources[int(f)], int(line), case_id or "", stage, reason) for f, line, case_id, stage, reason in rows
+    ]
+
+
+def write_rejects(path: Path, rows: list[tuple]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["source_file", "line", "case_id", "reason"])
-    for file_idx, line, case_id, reason in sorted(rejects, key=lambda r: (int(r[0]), int(r[1]))):
-        writer.writerow([sources[int(file_idx)], line, cell_safe(case_id), cell_safe(reason)])
+    writer.writerow(REJECT_COLUMNS)
+    for source, line, case_id, stage, reason in rows:
+        writer.writerow([source, line, cell_safe(case_id), stage, cell_safe(reason)])
     _atomic_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 def _xlsx_value(value):
     if isinstance(value, str):
-        return cell_safe(value)
+        return cell_safe(printable(value))
     if isinstance(value, Decimal):
         return float(value) if value == value.quantize(Decimal("0.0001")) else str(value)
     return value
 
 
-def write_xlsx(path: Path, result: PeriodResult, meta: dict) -> None:
-    """One workbook for the finance office: parameters, hospitals, departments, groups, reconciliation."""
+XLSX_REJECT_LIMIT = 10_000  # more would make the workbook slow to write and to open; rejects.csv has all
+
+
+def write_xlsx(path: Path, result: PeriodResult, meta: dict, rejected: list[tuple]) -> None:
+    """One workbook for the finance office: parameters, hospitals, departments, groups,
+    reconciliation, and the rejected cases with their reasons."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -240,6 +282,21 @@ def write_xlsx(path: Path, result: PeriodResult, meta: dict) -> None:
         ["检查", "明细", "结果"],
         [[c["check"], c["detail"], "通过" if c["ok"] else "不通过"] for c in result.reconciliation],
     )
+    sheet(
+        "质控规则", ["规则", "说明", "病例数"], [[q["rule"], q["name"], q["cases"]] for q in result.qc_rules]
+    )
+    listed = [list(r) for r in rejected[:XLSX_REJECT_LIMIT]]
+    if len(rejected) > XLSX_REJECT_LIMIT:
+        listed.append(
+            [
+                "",
+                "",
+                "",
+                "",
+                f"（只列出前 {XLSX_REJECT_LIMIT} 条，共 {len(rejected)} 条，全部见 rejects.csv）",
+            ]
+        )
+    sheet("拒收与质控", ["来源文件", "行号", "病例号", "类别", "原因"], listed)
     buf = io.BytesIO()
     wb.save(buf)
     _atomic_bytes(path, _deterministic_zip(buf.getvalue()))
@@ -273,20 +330,6 @@ def _money(value) -> str:
     return f"{value:,.2f}"
 
 
-def _table(rows: list[dict], columns, limit: int | None = None, money=()) -> str:
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in columns)
-    body = []
-    for row in rows[:limit] if limit else rows:
-        cells = []
-        for key, _ in columns:
-            value = row.get(key)
-            text = _money(value) if key in money else _cell(value)
-            cls = ' class="neg"' if key in ("gain_loss",) and value is not None and value < 0 else ""
-            cells.append(f"<td{cls}>{escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 MONEY_KEYS = {
     "total_cost",
     "dip_payment",
@@ -312,64 +355,127 @@ th{background:#eef3f9;text-align:center}td:first-child,td:nth-child(2){text-alig
 .kpi b{display:block;font-size:18px}.chart{margin:8px 16px 8px 0}.ct{font-size:14px;font-weight:bold}
 .cv{font-size:11px}.cl{font-size:11px;fill:#444}
 """
+RATIO_COLORS = [
+    "#d4a017",
+    "#3a9d5d",
+    "#3a9d5d",
+    "#2f6fb0",
+    "#2f6fb0",
+    "#2f6fb0",
+    "#e07b39",
+    "#c23b3b",
+    "#8a5fb5",
+]
+HTML_REJECT_LIMIT = 200
 
 
-def render_html(result: PeriodResult, meta: dict) -> str:
+def _table(rows: list[dict], columns, limit: int | None = None, money=()) -> dict:
+    """A table for the template: labels and formatted cells (gain/loss below zero marked)."""
+    out = []
+    for row in rows[:limit] if limit else rows:
+        cells = []
+        for key, _ in columns:
+            value = row.get(key)
+            text = _money(value) if key in money else _cell(value)
+            negative = key == "gain_loss" and value is not None and value < 0
+            cells.append({"text": printable(text), "negative": negative})
+        out.append(cells)
+    return {"labels": [label for _, label in columns], "rows": out}
+
+
+@cache
+def _template():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(
+        loader=PackageLoader("settlement", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
+
+
+def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] | None = None) -> str:
     """The report a finance officer reads: what was paid, who gains or loses, why, and checks."""
-    mode_label = MODE_LABELS[result.mode]
+    from markupsafe import Markup
+
     total_cost = sum((h["total_cost"] for h in result.hospitals), Decimal(0))
     total_pay = sum((h["dip_payment"] for h in result.hospitals), Decimal(0))
     total_fund = sum((h["fund_payment"] for h in result.hospitals), Decimal(0))
-    out = [
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>",
-        f"<title>{escape(meta['标题'])}</title><style>{CSS}</style></head><body>",
-        f"<h1>{escape(meta['标题'])}</h1>",
+    plans = [
+        {
+            "label": p.label,
+            "ratio": p.payment_ratio,
+            "budget": yuan(p.budget_cents),
+            "pv": "—" if p.point_value is None else f"{p.point_value:.6f}",
+            "bpv": "—" if p.budget_point_value is None else f"{p.budget_point_value:.6f}",
+            "units": f"{Decimal(p.totals.dip_units) / 10000:,.4f}",
+            "dip": p.totals.dip_cases,
+            "outside": p.totals.outside_cases,
+            "source": p.problem or p.point_value_source,
+        }
+        for p in result.plans
     ]
-    if meta.get("数据说明"):
-        out.append(f"<p class='note'>{escape(meta['数据说明'])}</p>")
-    if result.mode == MONTHLY:
-        out.append(
-            f"<p class='note'>本报告为<b>{escape(mode_label)}</b>:病例按年初点值计算,预付额 = 基金结算额 × 预付比例;"
-            "不是年度清算结果,年度清算以基金预算和全年总分值重新计算结算点值。</p>"
-        )
-    elif result.mode != ANNUAL:
-        out.append(
-            f"<p class='note'>本报告为<b>{escape(mode_label)}</b>:配置文件未给出基金预算,病例按点值来源一栏所列的点值估算,"
-            "仅供参考;配置各基金的 budget 后即为年度清算。</p>"
-        )
-    kpis = [
-        ("结算病例", f"{result.counts['settled']:,}"),
-        ("DIP入组病例", f"{result.counts['dip']:,}"),
-        ("实际医疗总费用", "¥" + _money(total_cost)),
-        ("DIP支付总额", "¥" + _money(total_pay)),
-        ("盈亏合计", "¥" + _money(total_pay - total_cost)),
-        ("基金应付合计", "¥" + _money(total_fund)),
+    losers = sorted(
+        (g for g in result.groups if g["gain_loss"] is not None and g["gain_loss"] < 0 and g["dip_code"]),
+        key=lambda g: (g["gain_loss"], g["dip_code"]),
+    )[:10]
+    losing_departments = sorted(
+        (d for d in result.departments if d["gain_loss"] is not None and d["gain_loss"] < 0),
+        key=lambda d: (d["gain_loss"], d["hospital_id"], d["department"]),
+    )[:15]
+    shown = [
+        dict(zip(("source", "line", "case_id", "stage", "reason"), r, strict=True)) for r in rejected or ()
     ]
-    out.append(
-        "<div>"
-        + "".join(f"<span class='kpi'>{escape(k)}<b>{escape(v)}</b></span>" for k, v in kpis)
-        + "</div>"
-    )
-
-    out.append("<h2>一、点值与基金</h2>")
-    rows = []
-    for p in result.plans:
-        rows.append(
-            {
-                "label": p.label,
-                "ratio": p.payment_ratio,
-                "budget": yuan(p.budget_cents),
-                "pv": "—" if p.point_value is None else f"{p.point_value:.6f}",
-                "bpv": "—" if p.budget_point_value is None else f"{p.budget_point_value:.6f}",
-                "units": f"{Decimal(p.totals.dip_units) / 10000:,.4f}",
-                "dip": p.totals.dip_cases,
-                "outside": p.totals.outside_cases,
-                "source": p.problem or p.point_value_source,
-            }
+    svg = {
+        "ratio": charts.bar_chart(
+            [b["bin"] for b in result.ratio_bins],
+            [float(b["cases"]) for b in result.ratio_bins],
+            title="病例费用 / 参考费用 分布(病例数)",
+            colors=RATIO_COLORS,
+            width=760,
+        ),
+        "bands": charts.bar_chart(
+            [b["band"] for b in result.bands],
+            [float(b["cases"]) for b in result.bands],
+            title="费用偏差类型(病例数)",
+        ),
+        "losers": charts.hbar_chart(
+            [f"{g['dip_code']} {g['group_name']}" for g in losers],
+            [float(g["gain_loss"]) for g in losers],
+            title="病种亏损金额(元)",
+            value_text=[_money(g["gain_loss"]) for g in losers],
         )
-    out.append(
-        _table(
-            rows,
+        if losers
+        else "",
+        "sensitivity": charts.line_chart(
+            [f"{int((s['factor'] - 1) * 100):+d}%" for s in result.sensitivity],
+            [float(s["gain_loss"]) for s in result.sensitivity],
+            title="点值变化对盈亏合计的影响(元)",
+            y_text=[_money(s["gain_loss"]) for s in result.sensitivity],
+        ),
+    }
+    context = {
+        "css": Markup(CSS),
+        "meta": meta,
+        "mode": result.mode,
+        "mode_label": MODE_LABELS[result.mode],
+        "counts": result.counts,
+        "payment_rules": {
+            "ungrouped": result.payment_rules.get("ungrouped", ""),
+            "rejected": result.payment_rules.get("rejected", ""),
+        },
+        "kpis": [
+            ("结算病例", f"{result.counts['settled']:,}"),
+            ("DIP入组病例", f"{result.counts['dip']:,}"),
+            ("实际医疗总费用", "¥" + _money(total_cost)),
+            ("DIP支付总额", "¥" + _money(total_pay)),
+            ("盈亏合计", "¥" + _money(total_pay - total_cost)),
+            ("基金应付合计", "¥" + _money(total_fund)),
+        ],
+        "plans": _table(
+            plans,
             (
                 ("label", "基金"),
                 ("ratio", "基金支付比例"),
@@ -378,58 +484,14 @@ def render_html(result: PeriodResult, meta: dict) -> str:
                 ("bpv", "年初点值(元/分)"),
                 ("units", "DIP总分值"),
                 ("dip", "DIP病例"),
-                ("outside", "按项目病例"),
+                ("outside", "非DIP病例"),
                 ("source", "点值来源"),
             ),
             money={"budget"},
-        )
-    )
-    out.append(
-        "<p>说明:结算点值 = (基金预算 ÷ 基金支付比例 − 按项目结算病例费用) ÷ 本期DIP病例总分值。"
-        "病例支付额 = 病例结算分值 × 点值;基金应付 = 病例支付额 × 基金支付比例。"
-        "金额以分为单位按最大余额法分配,确保各医疗机构合计与基金预算分毫不差。</p>"
-    )
-
-    out.append("<h2>二、各医疗机构结算</h2>")
-    out.append(
-        "<p>盈亏 = DIP支付总额 − 实际医疗总费用(负数为亏损)。CMI = DIP病例病种分值之和 ÷ 病例数 ÷ 1000。"
-        "基金结算额 = 基金应付 × 考核系数 − 审核扣款。</p>"
-    )
-    out.append(_table(result.hospitals, HOSPITAL_COLUMNS, money=MONEY_KEYS))
-
-    out.append("<h2>三、费用与支付标准的关系</h2>")
-    out.append(
-        "<p>横轴为病例实际费用占参考费用(病种同级别例均费用)的比例;低于50%为费用超低病例,高于200%为费用超高病例。</p>"
-    )
-    colors = [
-        "#d4a017",
-        "#3a9d5d",
-        "#3a9d5d",
-        "#2f6fb0",
-        "#2f6fb0",
-        "#2f6fb0",
-        "#e07b39",
-        "#c23b3b",
-        "#8a5fb5",
-    ]
-    out.append(
-        charts.bar_chart(
-            [b["bin"] for b in result.ratio_bins],
-            [float(b["cases"]) for b in result.ratio_bins],
-            title="病例费用 / 参考费用 分布(病例数)",
-            colors=colors,
-            width=760,
-        )
-    )
-    out.append(
-        charts.bar_chart(
-            [b["band"] for b in result.bands],
-            [float(b["cases"]) for b in result.bands],
-            title="费用偏差类型(病例数)",
-        )
-    )
-    out.append(
-        _table(
+        ),
+        "hospitals": _table(result.hospitals, HOSPITAL_COLUMNS, money=MONEY_KEYS),
+        "charts": {k: Markup(v) for k, v in svg.items()},  # built and escaped by settlement.charts
+        "bands": _table(
             result.bands,
             (
                 ("band", "偏差类型"),
@@ -438,100 +500,51 @@ def render_html(result: PeriodResult, meta: dict) -> str:
                 ("dip_payment", "DIP支付(元)"),
             ),
             money=MONEY_KEYS,
-        )
-    )
-
-    losers = [g for g in result.groups if g["gain_loss"] is not None and g["gain_loss"] < 0 and g["dip_code"]]
-    losers.sort(key=lambda g: (g["gain_loss"], g["dip_code"]))
-    out.append("<h2>四、亏损最多的病种(前10)</h2>")
-    if losers:
-        top = losers[:10]
-        out.append(
-            charts.hbar_chart(
-                [f"{g['dip_code']} {g['group_name']}" for g in top],
-                [float(g["gain_loss"]) for g in top],
-                title="病种亏损金额(元)",
-                value_text=[_money(g["gain_loss"]) for g in top],
-            )
-        )
-        out.append(_table(top, GROUP_COLUMNS, money=MONEY_KEYS))
-    else:
-        out.append("<p>没有亏损的病种。</p>")
-
-    out.append("<h2>五、点值敏感性</h2>")
-    out.append(
-        "<p>若最终点值比本次使用的点值高或低,全部医疗机构的盈亏合计将如何变化(按项目病例不受影响)。</p>"
-    )
-    out.append(
-        charts.line_chart(
-            [f"{int((s['factor'] - 1) * 100):+d}%" for s in result.sensitivity],
-            [float(s["gain_loss"]) for s in result.sensitivity],
-            title="点值变化对盈亏合计的影响(元)",
-            y_text=[_money(s["gain_loss"]) for s in result.sensitivity],
-        )
-    )
-
-    special = [h for h in result.hospitals if h["review_5x"]]
-    out.append("<h2>六、特例单议候选</h2>")
-    out.append(
-        "<p>费用超过参考费用5倍的病例可申请特例单议(专家评审),超过2倍的病例单独列出供医保办复核;"
-        "明细见 cases.csv 的 special_review 列。</p>"
-    )
-    out.append(
-        _table(
-            special, (("hospital_id", "医疗机构编码"), ("review_2x", "超2倍病例"), ("review_5x", "超5倍病例"))
-        )
-        if special
-        else "<p>本期没有超5倍的病例。</p>"
-    )
-    if result.special_cases:
-        out.append(f"<p>费用倍数最高的{len(result.special_cases)}例(超5倍):</p>")
-        out.append(
-            _table(
-                result.special_cases,
+        ),
+        "losers": _table(losers, GROUP_COLUMNS, money=MONEY_KEYS),
+        "special": _table(
+            [h for h in result.hospitals if h["review_5x"]],
+            (("hospital_id", "医疗机构编码"), ("review_2x", "超2倍病例"), ("review_5x", "超5倍病例")),
+        ),
+        "special_cases": _table(
+            result.special_cases,
+            (
+                ("case_id", "病例号"),
+                ("hospital_id", "医疗机构编码"),
+                ("department", "科室"),
+                ("dip_code", "病种编码"),
+                ("group_name", "病种名称"),
+                ("total_cost", "实际费用(元)"),
+                ("reference_cost", "参考费用(元)"),
+                ("cost_ratio", "费用倍数"),
+                ("gain_loss", "盈亏(元)"),
+            ),
+            money=MONEY_KEYS | {"reference_cost"},
+        ),
+        "losing_departments": _table(losing_departments, DEPARTMENT_COLUMNS, money=MONEY_KEYS),
+        "reconciliation": result.reconciliation,
+        "problems": list(result.deduction_problems),
+        "qc_rules": _table(result.qc_rules, (("rule", "质控规则"), ("name", "说明"), ("cases", "病例数"))),
+        "rejected": {
+            **_table(
+                shown,
                 (
+                    ("source", "来源文件"),
+                    ("line", "行号"),
                     ("case_id", "病例号"),
-                    ("hospital_id", "医疗机构编码"),
-                    ("department", "科室"),
-                    ("dip_code", "病种编码"),
-                    ("group_name", "病种名称"),
-                    ("total_cost", "实际费用(元)"),
-                    ("reference_cost", "参考费用(元)"),
-                    ("cost_ratio", "费用倍数"),
-                    ("gain_loss", "盈亏(元)"),
+                    ("stage", "类别"),
+                    ("reason", "原因"),
                 ),
-                money=MONEY_KEYS | {"reference_cost"},
-            )
-        )
-    losing_departments = sorted(
-        (d for d in result.departments if d["gain_loss"] is not None and d["gain_loss"] < 0),
-        key=lambda d: (d["gain_loss"], d["hospital_id"], d["department"]),
-    )[:15]
-    if losing_departments:
-        out.append("<h2>七、亏损最多的科室(前15)</h2>")
-        out.append(_table(losing_departments, DEPARTMENT_COLUMNS, money=MONEY_KEYS))
-
-    out.append("<h2>八、对账检查</h2>")
-    checks = "".join(
-        f"<tr><td>{escape(c['check'])}</td><td>{escape(c['detail'])}</td>"
-        f"<td class='{'ok' if c['ok'] else 'bad'}'>{'通过' if c['ok'] else '不通过'}</td></tr>"
-        for c in result.reconciliation
-    )
-    out.append(
-        f"<table><thead><tr><th>检查</th><th>明细</th><th>结果</th></tr></thead><tbody>{checks}</tbody></table>"
-    )
-    problems = list(result.deduction_problems)
-    if problems:
-        out.append("<p class='note'>" + "<br>".join(escape(p) for p in problems) + "</p>")
-
-    out.append("<h2>九、参数</h2>")
-    out.append(_table([{"k": k, "v": _cell(v)} for k, v in meta.items()], (("k", "项目"), ("v", "值"))))
-    out.append(
-        "<p>输出文件:cases.csv(病例明细)、hospitals.csv / departments.csv / groups.csv(汇总)、"
-        "settlement.xlsx(同上,Excel)、rejects.csv(拒收病例及原因)、summary.json。</p>"
-    )
-    out.append("</body></html>")
-    return "\n".join(out)
+                limit=HTML_REJECT_LIMIT,
+            ),
+            "truncated": len(shown) > HTML_REJECT_LIMIT,
+            "total": len(shown),
+        },
+        "parameters": _table(
+            [{"k": k, "v": _cell(v)} for k, v in meta.items()], (("k", "项目"), ("v", "值"))
+        ),
+    }
+    return _template().render(context)
 
 
 def write_summary_json(path: Path, result: PeriodResult, meta: dict) -> None:
@@ -539,6 +552,8 @@ def write_summary_json(path: Path, result: PeriodResult, meta: dict) -> None:
         "meta": meta,
         "mode": result.mode,
         "counts": result.counts,
+        "payment_rules": result.payment_rules,
+        "qc_rules": result.qc_rules,
         "funds": [
             {
                 "fund": p.fund,
@@ -561,29 +576,47 @@ def write_summary_json(path: Path, result: PeriodResult, meta: dict) -> None:
     _atomic_bytes(path, json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
 
 
+#: The files of a report, in the order they are moved into place (summary.json last: its presence
+#: says the set is complete).
+OUTPUT_FILES = (
+    "cases.csv",
+    "rejects.csv",
+    "hospitals.csv",
+    "departments.csv",
+    "groups.csv",
+    "settlement.xlsx",
+    "report.html",
+    "summary.json",
+)
+STAGING_PREFIX = ".report-staging-"
+
+
 def write_all(
     con, out_dir: Path, result: PeriodResult, meta: dict, rejects: list[tuple], sources: list[str]
 ) -> list[Path]:
+    """Write every output into a staging folder, then replace the previous report as a whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "cases": out_dir / "cases.csv",
-        "rejects": out_dir / "rejects.csv",
-        "hospitals": out_dir / "hospitals.csv",
-        "departments": out_dir / "departments.csv",
-        "groups": out_dir / "groups.csv",
-        "xlsx": out_dir / "settlement.xlsx",
-        "html": out_dir / "report.html",
-        "json": out_dir / "summary.json",
-    }
-    write_cases_csv(con, paths["cases"], sources)
-    write_rejects(paths["rejects"], rejects + list(result.duplicates), sources)
-    write_table_csv(paths["hospitals"], result.hospitals, HOSPITAL_COLUMNS)
-    write_table_csv(paths["departments"], result.departments, DEPARTMENT_COLUMNS)
-    write_table_csv(paths["groups"], result.groups, GROUP_COLUMNS)
-    write_xlsx(paths["xlsx"], result, meta)
-    _atomic_bytes(paths["html"], render_html(result, meta).encode("utf-8"))
-    write_summary_json(paths["json"], result, meta)
-    return list(paths.values())
+    for leftover in out_dir.glob(STAGING_PREFIX + "*"):  # a run killed while writing
+        shutil.rmtree(leftover, ignore_errors=True)
+    stage = out_dir / f"{STAGING_PREFIX}{os.getpid()}"
+    stage.mkdir()
+    try:
+        rejected = rejected_rows(con, rejects, list(result.duplicates), sources)
+        write_cases_csv(con, stage / "cases.csv", sources)
+        write_rejects(stage / "rejects.csv", rejected)
+        write_table_csv(stage / "hospitals.csv", result.hospitals, HOSPITAL_COLUMNS)
+        write_table_csv(stage / "departments.csv", result.departments, DEPARTMENT_COLUMNS)
+        write_table_csv(stage / "groups.csv", result.groups, GROUP_COLUMNS)
+        write_xlsx(stage / "settlement.xlsx", result, meta, rejected)
+        _atomic_bytes(stage / "report.html", render_html(result, meta, rejected).encode("utf-8"))
+        write_summary_json(stage / "summary.json", result, meta)
+        for name in (*OUTPUT_FILES[::-1], *(f"{n}.tmp" for n in OUTPUT_FILES)):  # summary.json first
+            (out_dir / name).unlink(missing_ok=True)  # never a mix of this run's files and an old report
+        for name in OUTPUT_FILES:
+            os.replace(stage / name, out_dir / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out_dir / name for name in OUTPUT_FILES]
 
 
 __all__ = ["write_all", "render_html", "BASIS_DIP"]

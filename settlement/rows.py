@@ -11,9 +11,11 @@ Chinese header variants are accepted through :data:`HEADER_ALIASES`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 COST_COLUMNS = tuple(f"cost_{i:02d}" for i in range(1, 15))
@@ -56,6 +58,7 @@ KNOWN = (
     "fund_type",
     "fund_paid",
     "synthetic",
+    "code_system",
     *COST_COLUMNS,
 )
 
@@ -90,6 +93,7 @@ HEADER_ALIASES = {
     "基金类型": "fund_type",
     "基金支付": "fund_paid",
     "统筹基金支付": "fund_paid",
+    "编码体系": "code_system",
     **{f"{name}": col for name, col in zip(COST_CATEGORY_NAMES, COST_COLUMNS, strict=True)},
 }
 
@@ -179,6 +183,20 @@ def _category_sum(row: dict) -> Decimal | None:
     return None if total is None else total.quantize(CENT, ROUND_HALF_UP)
 
 
+@lru_cache(maxsize=4096)  # a year has few distinct dates; a million rows repeat them
+def _calendar_date(text: str) -> str:
+    """``YYYY-MM-DD`` (``/`` also accepted) that exists in the calendar (``2025-02-30`` does not)."""
+    match = _DATE.match(text.replace("/", "-"))
+    if not match:
+        raise RowError(f"discharge_date: not YYYY-MM-DD: {text[:20]!r}")
+    year, month, day = (int(g) for g in match.groups())
+    try:
+        _dt.date(year, month, day)
+    except ValueError:
+        raise RowError(f"discharge_date: {text[:20]!r} is not a calendar date (日期不存在)") from None
+    return "-".join(match.groups())
+
+
 def _s(value: str | None) -> str | None:
     return (value.strip() or None) if value else None
 
@@ -204,16 +222,15 @@ def parse_row(row: dict) -> SettleRow:
     except CaseError as exc:
         raise RowError(str(exc)) from None
     total = _money(row, "total_cost")
+    if total is not None and total == 0:
+        raise RowError("total_cost 为 0：没有费用的病例不能结算 (zero total cost)")
     if "cost_01" in row:
         categories = _category_sum(row)
         if categories is not None and categories != total:
             raise RowError(f"cost_01…cost_14 add up to {categories}, but total_cost is {total}")
     date = _s(get("discharge_date"))
     if date:
-        match = _DATE.match(date.replace("/", "-"))
-        if not match:
-            raise RowError(f"discharge_date: not YYYY-MM-DD: {date[:20]!r}")
-        date = "-".join(match.groups())
+        date = _calendar_date(date)
     synthetic = (get("synthetic") or "").strip().lower() in ("1", "true", "yes", "是")
     return SettleRow(
         case=case,

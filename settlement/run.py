@@ -23,11 +23,11 @@ from pathlib import Path
 
 from settlement import aggregate, reports, worker
 from settlement.config import ConfigError, SettleConfig
-from settlement.inputs import Chunk, estimate_rows, file_kind, fingerprint, plan_chunks
+from settlement.inputs import Chunk, check_columns, estimate_rows, file_kind, fingerprint, plan_chunks
 from settlement.period import ANNUAL, ESTIMATE, MODE_LABELS, MONTHLY
 from settlement.records import CASE_COLUMN_NAMES
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: per-case quality-gate findings and the payment of cases without a group
 
 
 @dataclass
@@ -245,12 +245,15 @@ def report_meta(opts: RunOptions, mode: str, catalog_label: str, synthetic: int,
 
 def run_settlement(opts: RunOptions) -> RunReport:
     """The whole run; raises ConfigError / InputError for unusable arguments before doing any work."""
+    from settlement.rows import REQUIRED, canonical_header
+
     for path in opts.inputs:
         file_kind(path)
         if not path.is_file():
             from settlement.inputs import InputError
 
             raise InputError(f"input file not found: {path}")
+        check_columns(path, REQUIRED, canonical_header)
     mode = settlement_mode(opts.config, opts.month)
     chunk_size = opts.chunk_size or opts.config.chunk_size
     opts.output.mkdir(parents=True, exist_ok=True)
@@ -301,11 +304,14 @@ def run_settlement(opts: RunOptions) -> RunReport:
         duplicates, plans = counts_in["duplicates"], counts_in["plans"]
     counts = aggregate.case_counts(con, rows_in, len(rejects), len(duplicates))
     result = aggregate.summarize(con, opts.config, mode, plans, counts, duplicates)
+    result.payment_rules = _payment_rules()
     timings["aggregate_s"] = time.perf_counter() - agg_started + timings.get("load_chunks_s", 0.0)
 
     report_started = time.perf_counter()
     synthetic = con.execute("SELECT count(*) FROM settled WHERE synthetic = 1").fetchone()[0]
     meta = report_meta(opts, mode, catalog_label, int(synthetic), counts["settled"])
+    meta["未入组病例支付"] = result.payment_rules["ungrouped"]
+    meta["结算清单质控不通过病例支付"] = result.payment_rules["rejected"]
     sources = [str(p) for p in opts.inputs]
     outputs = reports.write_all(con, opts.output, result, meta, rejects, sources)
     con.close()
@@ -326,6 +332,17 @@ def run_settlement(opts: RunOptions) -> RunReport:
     )
 
 
+def _payment_rules() -> dict[str, str]:
+    """What the region's rules pay for cases without a group, in words (every report states it)."""
+    from dip_engine.rules import PAYMENT_RULES
+
+    rules = worker._STATE["engine"].rules
+    return {
+        "ungrouped": PAYMENT_RULES[rules.ungrouped_payment],
+        "rejected": PAYMENT_RULES[rules.rejected_payment],
+    }
+
+
 def _engine_identity() -> dict:
     """What the checkpointed per-case results depend on besides the inputs: catalog and region rules."""
     engine = worker._STATE.get("engine")
@@ -338,8 +355,10 @@ def _engine_identity() -> dict:
             files.append([str(source), stat.st_size, stat.st_mtime_ns])
         except OSError:
             files.append([str(source), None, None])
+    spec = worker._STATE.get("spec")
     return {
         "catalog": getattr(catalog, "label", ""),
+        "home_files": [list(stamp) for stamp in worker._home_state(spec.home if spec else None)],
         "region": getattr(catalog, "region", ""),
         "groups": len(getattr(catalog, "groups", ()) or ()),
         "source": str(getattr(catalog, "source", "")),

@@ -65,6 +65,7 @@ def _group_partition(spec: worker.JobSpec, headers: dict[int, list[str] | None])
     decimal_cols = {name for name, typ in CASE_COLUMNS if typ.startswith("DECIMAL")}
     int_cols = {name for name, typ in CASE_COLUMNS if typ in ("INTEGER", "BIGINT")}
     names = [name for name, _ in CASE_COLUMNS]
+    reason_at = 1 + names.index("reason")  # after rec_type
 
     def convert(name: str, value):
         if value == "" or value is None:
@@ -102,7 +103,7 @@ def _group_partition(spec: worker.JobSpec, headers: dict[int, list[str] | None])
                     out.append(["case", *(convert(n, v) for n, v in zip(names, rec, strict=True))])
                 for f_idx, line, case_id, reason in rejects:
                     row = ["reject"] + [None] * len(names)
-                    row[1], row[2], row[3], row[-2] = f_idx, line, case_id, reason
+                    row[1], row[2], row[3], row[reason_at] = f_idx, line, case_id, reason
                     out.append(row)
             yield pd.DataFrame(out, columns=["rec_type", *names])
 
@@ -194,7 +195,7 @@ def run(opts, spec: worker.JobSpec, mode: str, chunk_size: int):
 
 def _settle_sql(spark, opts, mode: str):
     """Dedupe, trimming, fund totals and payments in Spark SQL (mirrors settlement.aggregate)."""
-    from settlement.aggregate import BASIS_DIP, BASIS_TRIMMED, BASIS_UNGROUPED
+    from settlement.aggregate import BASIS_DIP, BASIS_OUTSIDE, BASIS_TRIMMED
     from settlement.period import trim_counts
 
     config = opts.config
@@ -224,7 +225,7 @@ def _settle_sql(spark, opts, mode: str):
         limits or [("", -1, -1)], "fund STRING, below BIGINT, above BIGINT"
     ).createOrReplaceTempView("trim_limits")
     spark.sql(
-        f"""SELECT r.*, CASE WHEN r.grouped = 0 THEN '{BASIS_UNGROUPED}'
+        f"""SELECT r.*, CASE WHEN r.grouped = 0 THEN r.{BASIS_OUTSIDE}
                  WHEN t.fund IS NOT NULL AND (r.lo_rank <= t.below OR r.hi_rank <= t.above) THEN '{BASIS_TRIMMED}'
                  ELSE '{BASIS_DIP}' END AS basis
         FROM (
@@ -244,8 +245,8 @@ def _settle_sql(spark, opts, mode: str):
             count(CASE WHEN basis = '{BASIS_DIP}' THEN 1 END) AS dip_cases,
             coalesce(sum(CASE WHEN basis = '{BASIS_DIP}' THEN CAST(settle_units AS DECIMAL(38,0)) END), 0) AS units,
             count(CASE WHEN basis <> '{BASIS_DIP}' THEN 1 END) AS outside,
-            coalesce(sum(CASE WHEN basis <> '{BASIS_DIP}' THEN CAST(cost_cents AS DECIMAL(38,0)) END), 0) AS oc,
-            coalesce(sum(CASE WHEN basis <> '{BASIS_DIP}' THEN CAST(cost_fund_cents AS DECIMAL(38,0)) END), 0) AS ofc
+            coalesce(sum(CASE WHEN basis <> '{BASIS_DIP}' THEN CAST(outside_cents AS DECIMAL(38,0)) END), 0) AS oc,
+            coalesce(sum(CASE WHEN basis <> '{BASIS_DIP}' THEN CAST(outside_fund_cents AS DECIMAL(38,0)) END), 0) AS ofc
         FROM eligible GROUP BY fund"""
     ).collect():
         totals[r["fund"]] = FundTotals(
@@ -288,9 +289,9 @@ def _settle_sql(spark, opts, mode: str):
     ).createOrReplaceTempView("shares")
     spark.sql(
         f"""SELECT e.*,
-            CASE WHEN e.basis <> '{BASIS_DIP}' THEN e.cost_cents
+            CASE WHEN e.basis <> '{BASIS_DIP}' THEN e.outside_cents
                  WHEN s.case_id IS NOT NULL THEN s.dip_cents ELSE e.budget_dip_cents END AS dip_cents,
-            CASE WHEN e.basis <> '{BASIS_DIP}' THEN e.cost_fund_cents
+            CASE WHEN e.basis <> '{BASIS_DIP}' THEN e.outside_fund_cents
                  WHEN s.case_id IS NOT NULL THEN s.fund_cents ELSE e.budget_fund_cents END AS fund_cents
         FROM eligible e LEFT JOIN shares s ON s.case_id = e.case_id"""
     ).createOrReplaceTempView("settled")

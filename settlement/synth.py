@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from dip_engine.quality import CodeFacts, code_facts
+from dip_engine.rules import load_rules
 from settlement.rows import COST_COLUMNS
 
 SYNTH_COLUMNS = (
@@ -121,6 +123,36 @@ def _diagnosis(group) -> str:
     return key
 
 
+def fits(facts: CodeFacts, female: bool, age: int) -> bool:
+    """A diagnosis the quality gate accepts for this patient (sex, pregnancy age, perinatal age)."""
+    if facts.sex and facts.sex != ("F" if female else "M"):
+        return False
+    if facts.pregnancy and not (female and 10 <= age <= 60):
+        return False
+    return not (facts.perinatal and age > 1)
+
+
+def code_picker(terminology, rng: random.Random):
+    """``pick(亚目 or 类目)`` → a 医保版 code of it drawn from the terminology (the key itself without
+    one), so a synthetic batch passes the settlement-list quality gate like a real one."""
+    members: dict[str, list[str]] = {}
+
+    def pick(key: str) -> str:
+        if terminology is None:
+            return key
+        found = members.get(key)
+        if found is None:
+            codes: list[str] = []
+            for prefix in (key, key[:3] + "."):  # the 亚目's codes, else its 类目's
+                codes = [c.code for c in terminology.dx.with_prefix(prefix, 30)]
+                if codes:
+                    break
+            found = members[key] = [c for c in codes if "+" not in c] or codes
+        return rng.choice(found) if found else key
+
+    return pick
+
+
 def _procedures(group, rng: random.Random, catalog_procs: list[str]) -> list[str]:
     from grouper import OpType
 
@@ -139,9 +171,13 @@ def generate(
     period: str = "2025",
     month: str | None = None,
     region_avg_cost: Decimal | None = None,
+    terminology=None,
 ) -> Iterator[dict]:
-    """Yield synthetic case rows (dicts keyed by :data:`SYNTH_COLUMNS`)."""
+    """Yield synthetic case rows (dicts keyed by :data:`SYNTH_COLUMNS`); with a terminology the
+    diagnoses are real 医保版 codes of each group's 亚目 (else the 亚目 itself)."""
     rng = random.Random(seed)
+    pick = code_picker(terminology, random.Random(seed + 1))
+    quality = load_rules(catalog.region).quality
     pool, weights = _group_pool(catalog)
     if not pool:
         raise ValueError("the catalog has no core or comprehensive groups to draw cases from")
@@ -181,13 +217,25 @@ def generate(
         else:
             cost = rng.lognormvariate(math.log(avg) - sigma * sigma / 2, sigma)
         total = max(_cents(cost), Decimal("50.00"))
-        dx = _diagnosis(group)
+        dx = pick(_diagnosis(group))
         procs = _procedures(group, rng, catalog_procs)
         if rng.random() < 0.003:
             dx = "U99.999"  # not a 医保版 code: 未入组 / chapter fallback, as in real batches
         letter = dx[:1]
+        facts = code_facts(dx, quality)
         newborn = letter == "P"
-        age = 0 if newborn else int(min(max(rng.gauss(55 if letter not in "OQ" else 29, 18), 1), 99))
+        female = facts.sex == "F" or (facts.sex is None and rng.random() < 0.48)
+        if facts.pregnancy:
+            age = rng.randint(18, 42)
+        else:
+            age = 0 if newborn else int(min(max(rng.gauss(55 if letter != "Q" else 29, 18), 1), 99))
+        weight = rng.randint(*facts.weight_band) if facts.weight_band else rng.randint(2500, 4200)
+        others = []
+        if secondary_pool and rng.random() < 0.35:
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                other = pick(rng.choice(secondary_pool))
+                if fits(code_facts(other, quality), female, age):  # a clean list: no sex/age conflicts
+                    others.append(other)
         los = max(1, int(rng.gammavariate(2.0, (float(group.avg_los or 8)) / 2.0)))
         dept = (SURGICAL_DEPARTMENT.get(letter) if procs else None) or DEPARTMENTS.get(letter, "综合内科")
         employee = rng.random() < 0.55
@@ -197,17 +245,15 @@ def generate(
         costs = _split_costs(total, SURGICAL_MIX if procs else MEDICAL_MIX, rng)
         row = {
             "case_id": f"SYN{seed % 1000:03d}-{i + 1:0{digits}d}",
-            "sex": "女" if letter == "O" or rng.random() < 0.48 else "男",
+            "sex": "女" if female else "男",
             "age": age,
-            "age_days": rng.randint(0, 28) if newborn else "",
-            "birth_weight_g": rng.randint(1500, 4200) if newborn else "",
+            "age_days": rng.randint(0, 27) if newborn else "",
+            "birth_weight_g": weight if newborn else "",
             "los_days": los,
             "icu_days": rng.randint(2, 9) if rng.random() < 0.03 else 0,
             "discharge_way": "5" if rng.random() < 0.005 else "1",
             "main_diagnosis": dx,
-            "other_diagnoses": "|".join(rng.choice(secondary_pool) for _ in range(rng.choice((1, 1, 2, 3))))
-            if secondary_pool and rng.random() < 0.35
-            else "",
+            "other_diagnoses": "|".join(others),
             "procedures": "|".join(procs),
             "total_cost": str(total),
             "hospital_id": h.hospital_id,
@@ -232,6 +278,7 @@ def write_synth(
     period: str = "2025",
     month: str | None = None,
     progress: bool = False,
+    terminology=None,
 ) -> dict:
     """Write a CSV (or JSONL by suffix) plus ``.meta.json``; returns the metadata."""
     from tqdm import tqdm
@@ -239,7 +286,7 @@ def write_synth(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    rows = generate(catalog, cases, hospitals, seed, period, month)
+    rows = generate(catalog, cases, hospitals, seed, period, month, terminology=terminology)
     bar = tqdm(
         total=cases, unit="例", unit_scale=True, desc="生成合成病例", disable=not progress, mininterval=0.5
     )

@@ -66,10 +66,15 @@ def ensure_engine(spec: JobSpec) -> Any:
 
 
 def _home_state(home: str | None) -> tuple:
-    """Modification stamps of the data home's catalogs and region rules: a change rebuilds the engine."""
+    """Modification stamps of the data home's catalogs, terminology and region rules: a change rebuilds
+    the engine (and invalidates a checkpoint)."""
     if not home:
         return ()
-    paths = [Path(home) / "catalogs.sqlite", *sorted((Path(home) / "rules").glob("*.toml"))]
+    paths = [
+        Path(home) / "catalogs.sqlite",
+        Path(home) / "terminology.sqlite",  # the quality gate checks codes against it
+        *sorted((Path(home) / "rules").glob("*.toml")),
+    ]
     stamps = []
     for path in paths:
         try:
@@ -82,7 +87,11 @@ def _home_state(home: str | None) -> tuple:
 
 def init_worker(spec: JobSpec) -> None:
     """Pool initializer: a forked worker inherits the parent's engine (else builds it), then
-    ``gc.freeze`` keeps the catalog's long-lived objects out of every garbage collection."""
+    ``gc.freeze`` keeps the catalog's long-lived objects out of every garbage collection. The
+    worker exits when the parent dies (it would otherwise linger after a killed run)."""
+    from dip_engine.workers import exit_with_parent
+
+    exit_with_parent()
     ensure_engine(spec)
     gc.collect()
     gc.freeze()

@@ -41,13 +41,13 @@ def test_sample_catalog_is_clearly_labelled_and_complete():
 
 
 def test_point_value_hospital_and_aux_coefficients_from_the_region_rules(engine):
-    c = case("K35.300x001", "47.0100", insurance_type="职工", hospital_level="3", age=40)
+    c = case("K35.300", "47.0100", insurance_type="职工", hospital_level="3", age=40)
     r, p = engine.evaluate(c)
     assert r.dip_code == "K35.3:47.0100"
     assert p.point_value == Decimal("5.80") and p.point_value_kind == "budget"
     assert p.hospital_coefficient == Decimal("1.05")
     assert p.case_score == Decimal("1522.5000") and p.payment_standard == Decimal("8830.50")
-    old = engine.price(case("K35.300x001", "47.0100", insurance_type="居民", age=70, icu_days=9), r)
+    old = engine.price(case("K35.300", "47.0100", insurance_type="居民", age=70, icu_days=9), r)
     assert old.aux_coefficient == Decimal("1.2") and old.point_value == Decimal("5.40")
 
 
@@ -57,7 +57,7 @@ def test_primary_care_groups_get_no_hospital_coefficient(engine):
 
 
 def _priced(engine, cost: str):
-    c = case("K35.300x001", "47.0100", total_cost=Decimal(cost), insurance_type="职工")
+    c = case("K35.300", "47.0100", total_cost=Decimal(cost), insurance_type="职工")
     r = engine.group(c)
     return engine.price(c, r)
 
@@ -87,7 +87,7 @@ def test_deviation_bands_at_the_50_200_and_500_percent_edges(engine, ratio, band
 def test_deviation_rule_3_0_keeps_the_score_for_high_cases():
     rules = parse_rules("x", {"deviation": {"rule": "3.0"}})
     e = Engine(sample_catalog(), rules=rules)
-    c = case("K35.300x001", "47.0100", total_cost=Decimal("30000"))
+    c = case("K35.300", "47.0100", total_cost=Decimal("30000"))
     p = e.price(c, e.group(c))
     assert (
         p.deviation_band == Band.SPECIAL
@@ -97,7 +97,7 @@ def test_deviation_rule_3_0_keeps_the_score_for_high_cases():
 
 
 def test_remaining_budget_and_projected_position(engine):
-    c = case("K35.300x001", "47.0100", insurance_type="职工")
+    c = case("K35.300", "47.0100", insurance_type="职工")
     r = engine.group(c)
     p = engine.price(c, r, cost_so_far=Decimal("5000"), additional_cost=Decimal("2500"))
     assert p.payment_standard == Decimal("8410.00")
@@ -114,9 +114,9 @@ def test_gl_codes_are_mapped_through_the_terminology_and_flagged():
     r = e.group(case("K35.000x004", "47.0100"))
     assert "mapped_from_gl" in r.flags and r.trace.diagnosis == "K35.201"
     assert r.dip_code == "K35:SS"
-    unknown = e.group(case("K35.399x999", "47.0100"))  # well-formed but in no code list: grouped, flagged
-    assert unknown.dip_code == "K35.3:47.0100" and "code_not_in_terminology" in unknown.flags
-    assert any("K35.399x999" in n for n in unknown.trace.notes)
+    unknown = e.group(case("K35.399x999", "47.0100"))  # well-formed but in no code list: never guessed
+    assert unknown.dip_code is None and unknown.trace.rule == "ungrouped.dx.not_in_table"
+    assert [f.key for f in unknown.qc] == ["dx.not_in_table:K35.399x999"] and "K35.300" in unknown.reason
 
 
 def test_bad_codes_give_a_clear_ungrouped_result_not_an_error(engine):
@@ -124,7 +124,7 @@ def test_bad_codes_give_a_clear_ungrouped_result_not_an_error(engine):
     assert r.group_type == GroupType.UNGROUPED and "无效" in r.reason
     r = engine.group(case("J17.0*"))
     assert r.group_type == GroupType.UNGROUPED and "星号" in r.reason
-    r = engine.group(case("K35.300x001", "zz", "47.0100"))
+    r = engine.group(case("K35.300", "zz", "47.0100"))
     assert r.dip_code == "K35.3:47.0100" and "invalid_procedure_dropped" in r.flags
 
 
@@ -134,13 +134,13 @@ def test_excluded_principal_from_the_sample_rules(engine):
 
 def test_engine_pickles_for_worker_processes(engine):
     clone = pickle.loads(pickle.dumps(engine))
-    c = case("C34.100x001", "32.4100", "33.3903", "40.5914")
+    c = case("C34.100x004", "32.4100", "33.3903", "40.5914")
     assert clone.group(c).dip_code == engine.group(c).dip_code == "C34.1:32.4100_33.3903+40.5914"
 
 
 def test_alternative_principal_diagnoses_are_grouped_side_by_side(engine):
     alts = engine.group_alternatives(
-        case("R10.400", "47.0100", other_diagnoses=("K35.300x001",)), ["R10.400", "K35.300x001"]
+        case("R10.400", "47.0100", other_diagnoses=("K35.300",)), ["R10.400", "K35.300"]
     )
     assert [r.dip_code for _, r in alts] == ["CP18:SS", "K35.3:47.0100"]
 
@@ -218,11 +218,11 @@ def test_group_command_processes_good_rows_and_reports_bad_ones(tmp_path, worker
                 "age",
             ]
         )
-        w.writerow(["1", "C34.100x001", "", "32.4100|33.3903|40.5914", "50000", "职工", "60"])
+        w.writerow(["1", "C34.100x004", "", "32.4100|33.3903|40.5914", "50000", "职工", "60"])
         w.writerow(["2", "", "", "47.0100", "1", "", ""])
-        w.writerow(["3", "K35.300x001", "R10.400", "47.0100", "abc", "", ""])
-        w.writerow(["4", "K35.300x001", "", "47.0100", "8000", "居民", "-3"])
-        w.writerow(["5", "K35.300x001", "", "", "3000", "居民", "30"])
+        w.writerow(["3", "K35.300", "R10.400", "47.0100", "abc", "", ""])
+        w.writerow(["4", "K35.300", "", "47.0100", "8000", "居民", "-3"])
+        w.writerow(["5", "K35.300", "", "", "3000", "居民", "30"])
     out = tmp_path / "out.jsonl"
     res = _run(
         ["group", "--input", str(src), "--output", str(out), "--workers", workers, "--no-terminology"],
@@ -237,6 +237,56 @@ def test_group_command_processes_good_rows_and_reports_bad_ones(tmp_path, worker
     assert rows[1]["dip_code"] == "K35.3" and rows[1]["deviation_band"] == Band.NORMAL
     for line in ("第 3 行", "第 4 行", "第 5 行"):
         assert line in res.output
+
+
+def test_group_output_has_the_deviation_corrected_score_the_case_payment_and_the_quality_findings(tmp_path):
+    src = tmp_path / "cases.csv"
+    src.write_text(
+        "case_id,main_diagnosis,procedures,total_cost,insurance_type,hospital_level\n"
+        "low,K35.300,47.0100,2610.00,职工,1\n"  # 30 % of the reference cost: 费用超低
+        "high,K35.300,47.0100,20880.00,职工,1\n"  # 300 %: 费用超高
+        "nocost,K35.300,47.0100,,职工,1\n"
+        "fall,W19.x00,,3000.00,职工,1\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    assert _run(["group", "--input", str(src), "--output", str(out)], tmp_path / "home").exit_code == 0
+    rows = {r["case_id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    # sample catalog and rules: K35.3:47.0100 score 1450, average cost 8700; 一级 coefficient 0.8,
+    # 职工 budget point value 5.80 (dip_engine/config/rules/999999.toml)
+    case_score = Decimal("1450") * Decimal("0.8")
+    reference = Decimal("8700") * Decimal("0.8")
+    low_ratio = Decimal("2610.00") / reference
+    low = (case_score * low_ratio).quantize(Decimal("0.0001"))
+    assert rows["low"]["case_score"] == "1160.0000" and rows["low"]["deviation_band"] == Band.LOW
+    assert rows["low"]["adjusted_case_score"] == str(low)
+    assert rows["low"]["case_payment"] == str((low * Decimal("5.80")).quantize(Decimal("0.01")))
+    high = (case_score * (Decimal("20880.00") / reference - 1)).quantize(Decimal("0.0001"))  # 2.0 rule
+    assert rows["high"]["adjusted_case_score"] == str(high) and rows["high"]["deviation_band"] == Band.HIGH
+    assert rows["nocost"]["adjusted_case_score"] == rows["nocost"]["case_payment"] == ""
+    assert rows["nocost"]["payment_standard"] == str((case_score * Decimal("5.80")).quantize(Decimal("0.01")))
+    assert {r["payment_basis"] for k, r in rows.items() if k != "fall"} == {"DIP"}
+    assert rows["fall"]["qc_flags"] == "dx.never_principal:W19.x00" and rows["fall"]["group_type"] == "未入组"
+    assert rows["fall"]["case_payment"] == "0.00" and rows["fall"]["payment_basis"] == "不予支付"
+
+
+def test_pricing_says_whether_the_hospital_coefficient_was_configured_and_which_deviation_rule_applies():
+    catalog = sample_catalog()
+    plain = Engine(catalog, rules=parse_rules("000005", {}))
+    r, p = plain.evaluate(case("K35.300", "47.0100"))
+    assert p.hospital_coefficient == 1 and not p.hospital_coefficient_configured
+    assert "未配置医院系数" in p.hospital_coefficient_source
+    assert (p.deviation_rule, p.deviation_low, p.deviation_high) == ("2.0", Decimal("0.5"), Decimal("2.0"))
+    draft = Engine(catalog, rules=parse_rules("000006", {"deviation": {"rule": "3.0", "high": "3.0"}}))
+    p = draft.evaluate(case("K35.300", "47.0100", hospital_level="3"))[1]
+    assert (p.deviation_rule, p.deviation_high, p.deviation_special) == (
+        "3.0",
+        Decimal("3.0"),
+        Decimal("3.0"),
+    )
+    configured = Engine(catalog, rules=parse_rules("000007", {"hospital_coefficient": {"default": "1.0"}}))
+    assert configured.evaluate(case("K35.300", "47.0100"))[1].hospital_coefficient_configured
+    assert Engine.from_home(None).evaluate(case("J18.900"))[1].hospital_coefficient_basis == "not_applicable"
 
 
 def test_import_commands_store_catalog_and_optypes(tmp_path):
@@ -267,11 +317,11 @@ def engine_with_terminology():
 _raw_codes = st.one_of(
     st.sampled_from(
         [
-            "K35.300x001",
+            "K35.300",
             "k35.3",
             "47.0100",
             "47.0100X",
-            "C34.100x001",
+            "C34.100x004",
             "32.4100",
             "J17.0*",
             "A01.000x005+J17.0*",
@@ -300,7 +350,7 @@ def test_jsonl_input_and_csv_output_neutralise_bad_lines_and_formulas(tmp_path):
                 json.dumps(
                     {
                         "case_id": '=HYPERLINK("http://x")',
-                        "main_diagnosis": "K35.300x001",
+                        "main_diagnosis": "K35.300",
                         "procedures": ["47.0100"],
                     }
                 ),
@@ -360,7 +410,7 @@ def test_reimport_replaces_a_region_year_and_catalogs_know_their_home(tmp_path):
     assert len(stored.groups) == len(sample_catalog().groups) and stored.home == home
     e = catalogs.engine("999999")
     assert e is catalogs.engine("999999")
-    _, p = e.evaluate(case("K35.300x001", "47.0100", insurance_type="职工"))
+    _, p = e.evaluate(case("K35.300", "47.0100", insurance_type="职工"))
     assert p.point_value == Decimal("7.00")
 
 
@@ -419,9 +469,9 @@ def test_region_header_aliases_extend_the_packaged_table(tmp_path):
     catalog, _ = import_catalog(f, "000004", "别名", 2025, home=tmp_path)
     assert catalog.group("K35.3").type == GroupType.PRIMARY
     e = Engine(catalog, rules=parse_rules("000004", {"hospital_coefficient": {"default": "1.2"}}))
-    r, p = e.evaluate(case("K35.300x001"))
+    r, p = e.evaluate(case("K35.300"))
     assert r.group_type == GroupType.PRIMARY and p.hospital_coefficient == 1
-    assert e.evaluate(case("K35.300x001", "47.0100"))[1].hospital_coefficient == Decimal("1.2")
+    assert e.evaluate(case("K35.300", "47.0100"))[1].hospital_coefficient == Decimal("1.2")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -432,12 +482,12 @@ def test_blocks_never_split_a_quoted_multiline_field_and_lines_stay_exact(tmp_pa
     with src.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["case_id", "main_diagnosis", "procedures", "note"])
-        w.writerow(["1", "K35.300x001", "47.0100", "ok"])
-        w.writerow(["2", "K35.300x001", "", "第一行\n第二行\n第三行"])  # file lines 3–5
-        w.writerow(["3", "K35.300x001", "47.0100", '引号 "x" 与\n换行'])  # lines 6–7
+        w.writerow(["1", "K35.300", "47.0100", "ok"])
+        w.writerow(["2", "K35.300", "", "第一行\n第二行\n第三行"])  # file lines 3–5
+        w.writerow(["3", "K35.300", "47.0100", '引号 "x" 与\n换行'])  # lines 6–7
         w.writerow(["4", "", "47.0100", "bad"])  # line 8
         for i in range(5, 12):
-            w.writerow([str(i), "C34.100x001", "32.4100", ""])
+            w.writerow([str(i), "C34.100x004", "32.4100", ""])
     out = tmp_path / "out.csv"
     summary = group_file(engine, src, out, workers=workers, chunk_size=2)
     with out.open(encoding="utf-8") as fh:

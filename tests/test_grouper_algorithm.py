@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from dip_helpers import comprehensive, core
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,9 @@ TYPES = {
     "99.2500": "ZLXCZ",
     "88.3800": "ZDXCZ",
     "47.0100": "SS",
+    "36.0700": "SS",
+    "96.0400": "ZLXCZ",
+    "96.7101": "ZLXCZ",
 }
 
 
@@ -45,16 +49,51 @@ def run(index, dx, *procs, policy=None, chapter=2):
     return group_case(index, policy or GroupingPolicy(), classify, dx, yamu, dx[:3], chapter, procs)
 
 
-def test_worked_example_most_related_procedures_wins():
+def test_worked_example_the_full_match_of_the_principal_procedure_wins():
     r = run(LUNG, "C34.100x001", "32.4100", "33.3903", "40.5914")
     assert r.dip_code == "C34.1:32.4100_33.3903+40.5914"
     assert r.group_type == GroupType.CORE
-    assert r.trace.rule == "core.most_related"
-    assert set(r.trace.candidates) == {
-        "C34.1:32.4100",
-        "C34.1:32.4100_33.3903",
+    assert r.trace.rule == "core.full_match" and r.trace.principal_procedure == "32.4100"
+    assert r.trace.candidates == (  # best first
         "C34.1:32.4100_33.3903+40.5914",
-    }
+        "C34.1:32.4100_33.3903",
+        "C34.1:32.4100",
+    )
+
+
+HEART = GroupIndex(
+    [
+        core("I21.9", "987.14"),
+        core("I21.9:36.0700", "3646.54"),
+        core("I21.9:36.0700_00.6600x004", "4427.52"),
+        core("I21.9:96.0400_96.7101", "1168.02"),
+        core("I21.9:96.7101", "1811.51"),
+        comprehensive("I21:SS", "3000"),
+        comprehensive("I21:ZLXCZ", "1500"),
+    ]
+)
+
+
+def test_principal_procedure_comes_before_the_most_related_procedures():
+    """DIP-RULES §2 example: the PCI listed first is the principal procedure; the ventilation pair
+    matches more related procedures but its 主操作 is not the case's principal one."""
+    r = run(HEART, "I21.900", "36.0700", "96.0400", "96.7101")
+    assert r.dip_code == "I21.9:36.0700" and r.trace.rule == "core.single_match"
+    assert r.trace.later_main == ("I21.9:96.0400_96.7101", "I21.9:96.7101")
+    assert "I21.9:36.0700_00.6600x004" in r.trace.partial
+
+
+def test_a_principal_procedure_that_is_no_candidates_main_procedure_goes_to_the_comprehensive_group():
+    r = run(HEART, "I21.900", "99.2500", "36.0700")  # a 治疗性操作 listed first: never re-ordered
+    assert (r.dip_code, r.trace.rule) == ("I21:ZLXCZ", "comprehensive")
+    assert r.trace.principal_procedure == "99.2500"
+    assert r.trace.later_main == ("I21.9:36.0700",)
+
+
+def test_a_principal_procedure_whose_groups_lack_their_related_procedures_is_no_core_case():
+    r = run(HEART, "I21.900", "96.0400")
+    assert r.dip_code == "I21:ZLXCZ" and r.trace.partial == ("I21.9:96.0400_96.7101",)
+    assert "缺少相关操作" in r.reason
 
 
 def test_extra_unrelated_procedures_do_not_prevent_a_match():
@@ -91,14 +130,40 @@ def test_ungrouped_with_reason_when_nothing_matches():
     assert "未入组" in r.reason and r.trace.rule == "ungrouped.no_group"
 
 
-def test_tie_break_prefers_the_case_principal_procedure_then_the_higher_score():
+def test_the_first_listed_procedure_decides_between_core_groups_of_different_main_procedures():
     r = run(LUNG, "C34.100x001", "99.2500", "88.3800")
-    assert r.dip_code == "C34.1:99.2500" and r.trace.rule == "core.principal_procedure"
+    assert r.dip_code == "C34.1:99.2500" and r.trace.later_main == ("C34.1:88.3800",)
     r = run(LUNG, "C34.100x001", "88.3800", "99.2500")
-    assert r.dip_code == "C34.1:88.3800"
-    by_score = GroupingPolicy(tie_break=("higher_score", "code"))
-    r = run(LUNG, "C34.100x001", "88.3800", "99.2500", policy=by_score)
-    assert r.dip_code == "C34.1:99.2500" and r.trace.rule == "core.higher_score"
+    assert r.dip_code == "C34.1:88.3800" and r.trace.later_main == ("C34.1:99.2500",)
+
+
+ALTERNATIVES = GroupIndex(
+    [
+        core("I25.1:36.0700", "3000", avg_cost=None),
+        core("I25.1:36.0700|36.0600", "3500"),
+        core("I25.1:36.0700_37.2200", "4000"),
+        core("I25.1:36.0700|36.0600_37.2200", "3900"),
+    ]
+)
+
+
+def test_remaining_ties_are_local_higher_score_then_code_by_default_and_recorded():
+    r = run(ALTERNATIVES, "I25.103", "36.0700")
+    assert r.dip_code == "I25.1:36.0700|36.0600" and r.trace.rule == "core.higher_score"
+    assert "分值较高" in r.reason
+    r = run(ALTERNATIVES, "I25.103", "36.0700", "37.2200")
+    assert r.dip_code == "I25.1:36.0700_37.2200" and r.trace.rule == "core.higher_score"
+    by_lower = GroupingPolicy(tie_break=("lower_score", "code"))
+    r = run(ALTERNATIVES, "I25.103", "36.0700", policy=by_lower)
+    assert r.dip_code == "I25.1:36.0700" and r.trace.rule == "core.lower_score"
+    by_code = GroupingPolicy(tie_break=("code",))
+    r = run(ALTERNATIVES, "I25.103", "36.0700", policy=by_code)
+    assert r.dip_code == "I25.1:36.0700" and r.trace.rule == "core.code"
+
+
+def test_the_national_order_is_not_a_local_tie_break():
+    with pytest.raises(ValueError, match="principal_procedure"):
+        GroupingPolicy(tie_break=("principal_procedure", "code"))
 
 
 def test_ignored_procedures_group_as_conservative():
@@ -116,10 +181,37 @@ def test_excluded_principal_diagnosis_is_not_grouped():
     assert r.group_type == GroupType.UNGROUPED and r.trace.rule == "ungrouped.excluded_principal"
 
 
+def test_exclusions_may_be_leimu_ranges_and_name_their_rule():
+    policy = GroupingPolicy(excluded_principal={"V01-Y98": "损伤中毒的外部原因"})
+    r = run(LUNG, "W01.x00", policy=policy, chapter=20)
+    assert r.group_type == GroupType.UNGROUPED and "损伤中毒的外部原因 V01-Y98" in r.reason
+    assert run(LUNG, "C34.100x001", policy=policy).dip_code == "C34.1"
+
+
+def test_simple_operations_do_not_count_and_the_next_procedure_is_principal():
+    policy = GroupingPolicy(simple_operations={"57.9400": "留置导尿"})
+    r = run(LUNG, "C34.100x001", "57.9400", policy=policy)
+    assert r.dip_code == "C34.1" and r.trace.ignored_procedures == ("57.9400",)
+    r = run(LUNG, "C34.100x001", "57.9400", "32.4100", policy=policy)
+    assert r.dip_code == "C34.1:32.4100" and r.trace.principal_procedure == "32.4100"
+    assert any("57.9400" in n and "简单操作" in n for n in r.trace.notes)
+
+
+def test_a_simple_operation_counts_where_the_catalog_names_it_for_the_diagnosis():
+    index = GroupIndex([core("N18.5"), core("N18.5:38.9501"), core("C34.1"), comprehensive("C34:ZLXCZ")])
+    policy = GroupingPolicy(simple_operations={"38.9501": "静脉置管"})
+    assert run(index, "N18.500", "38.9501", policy=policy).dip_code == "N18.5:38.9501"
+    assert run(index, "C34.100x001", "38.9501", policy=policy).dip_code == "C34.1"
+
+
 def test_any_of_slots_express_dip3_alternatives():
     index = GroupIndex([core("I25.1:36.0700|36.0600_37.2200"), core("I25.1")])
     assert run(index, "I25.103", "36.0600", "37.2200").dip_code == "I25.1:36.0700|36.0600_37.2200"
-    assert run(index, "I25.103", "37.2200", "36.0700").dip_code == "I25.1:36.0700|36.0600_37.2200"
+    assert run(index, "I25.103", "36.0700", "37.2200").dip_code == "I25.1:36.0700|36.0600_37.2200"
+    listed_second = run(index, "I25.103", "37.2200", "36.0700")  # the 主操作 is not listed first
+    assert listed_second.dip_code is None and listed_second.trace.later_main == (
+        "I25.1:36.0700|36.0600_37.2200",
+    )
 
 
 def test_type_selection_highest_uses_the_best_ranked_procedure_type():
@@ -158,11 +250,12 @@ def test_result_is_independent_of_the_order_of_non_principal_procedures(procs, d
     rest = data.draw(st.permutations(procs[1:]))
     a = run(LUNG, "C34.100x001", *procs)
     b = run(LUNG, "C34.100x001", procs[0], *rest)
-    assert (a.dip_code, a.trace.rule, a.trace.candidates, a.trace.partial) == (
+    assert (a.dip_code, a.trace.rule, a.trace.candidates, a.trace.partial, a.trace.later_main) == (
         b.dip_code,
         b.trace.rule,
         b.trace.candidates,
         b.trace.partial,
+        b.trace.later_main,
     )
 
 

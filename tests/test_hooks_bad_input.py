@@ -145,7 +145,9 @@ def test_a_stay_without_diagnoses_says_so_and_guesses_no_group(client):
     discharge = card(client, as_hook(body, "encounter-discharge"))
     assert discharge["summary"].startswith("出院未入组：本次住院尚未记录诊断")
     assert discharge["indicator"] == "warning"
-    assert "错误：没有主要诊断：病例无法入组" in bullets_after(discharge["detail"], "结算清单检查")
+    assert "错误：缺少主要诊断：病例无法入组（质控规则 dx.missing）" in bullets_after(
+        discharge["detail"], "结算清单检查"
+    )
 
 
 # ----------------------------------------------------------------------------- diagnoses only as text
@@ -175,7 +177,10 @@ def test_two_principal_diagnoses_are_flagged_for_the_coder_and_do_not_break_the_
     assert card(client, body)["summary"].startswith("该手术将入组 K35.3:47.0100")  # first documented is used
     discharge = card(client, as_hook(body, "encounter-discharge"))
     checks = bullets_after(discharge["detail"], "结算清单检查")
-    assert "警告：多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确" in checks
+    assert (
+        "警告：多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确（质控规则 principal.rank_conflict）"
+        in checks
+    )
 
 
 # ----------------------------------------------------------------------------- a huge order bundle

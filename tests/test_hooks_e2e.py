@@ -335,7 +335,10 @@ def test_newborn_discharge_reads_the_birth_weight_from_the_fhir_server(servers):
     body = _derived_newborn_discharge(servers)
     del body["fhirServer"], body["fhirAuthorization"]  # nowhere to read the Observation from
     checks = bullets_after(only_card(servers, body)["detail"], CHECKS)
-    assert "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）" in checks
+    assert (
+        "错误：新生儿病例缺少出生体重（结算清单必填，影响分组）（质控规则 newborn.birth_weight_missing）"
+        in checks
+    )
 
 
 def test_patient_view_without_an_open_encounter_gives_no_card(servers):
@@ -588,44 +591,55 @@ def messages(checks, level: str) -> list[str]:
     return [c.message for c in checks if c.level == level]
 
 
-def test_a_male_patient_with_an_obstetric_code_is_an_error(terminology):
+def checks_of(engine, stay) -> list:
+    """The coder card's checks: the shared quality gate on the stay's case, plus the FHIR-only ones."""
+    return settlement_checks(stay, engine.group(stay.case()))
+
+
+def test_a_male_patient_with_an_obstetric_code_is_an_error(terminology, engine):
     conds = [condition("c1", "O80.000")]
     male = stay_of(terminology, conds, [("c1", 1)], pat=patient(gender="male", birth_date="1990-01-01"))
-    assert "O80.000 头位顺产 只适用于女性，患者性别为男" in messages(settlement_checks(male, RULES), "error")
+    assert "O80.000 头位顺产 只适用于女性，患者性别为男（质控规则 sex.mismatch）" in messages(
+        checks_of(engine, male), "error"
+    )
     female = stay_of(terminology, conds, [("c1", 1)], pat=patient(gender="female", birth_date="1990-01-01"))
-    assert not any("性别" in m for m in messages(settlement_checks(female, RULES), "error"))
+    assert not any("性别" in m for m in messages(checks_of(engine, female), "error"))
 
 
 NEWBORN = patient(birth_date="2026-11-18")
 
 
-def test_a_newborn_without_birth_weight_is_an_error(terminology):
+def test_a_newborn_without_birth_weight_is_an_error(terminology, engine):
     conds = [condition("c1", "P07.300x001")]
     missing = stay_of(terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00")
-    assert "新生儿病例缺少出生体重（结算清单必填，影响分组）" in messages(
-        settlement_checks(missing, RULES), "error"
+    assert any(
+        "缺少出生体重" in m and "newborn.birth_weight_missing" in m
+        for m in messages(checks_of(engine, missing), "error")
     )
     weighed = stay_of(
         terminology, conds, [("c1", 1)], pat=NEWBORN, start="2026-11-18T06:00:00+08:00",
         observations=searchset(birth_weight(2.1, "kg")),
     )  # fmt: skip
     assert weighed.birth_weight_g == 2100
-    assert messages(settlement_checks(weighed, RULES), "error") == []
+    assert messages(checks_of(engine, weighed), "error") == []
 
 
-def test_a_low_birth_weight_code_must_match_the_weight(terminology):
+def test_a_low_birth_weight_code_must_match_the_weight(terminology, engine):
     def errors(grams: int) -> list[str]:
         stay = stay_of(
             terminology, [condition("c1", "P07.101")], [("c1", 1)], pat=NEWBORN,
             start="2026-11-18T06:00:00+08:00", observations=searchset(birth_weight(grams)),
         )  # fmt: skip
-        return messages(settlement_checks(stay, RULES), "error")
+        return messages(checks_of(engine, stay), "error")
 
-    assert errors(3000) == ["P07.101 低出生体重儿（1500-2499克） 与出生体重 3000 克不符"]
+    assert errors(3000) == [
+        "P07.101 低出生体重儿（1500-2499克） 与出生体重 3000 克不符（该编码为 1000–2499 克）"
+        "（质控规则 newborn.birth_weight_band）"
+    ]
     assert errors(1850) == []
 
 
-def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(terminology):
+def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(terminology, engine):
     stay = stay_of(
         terminology,
         [condition("c1", "C34.100x004")],
@@ -637,18 +651,19 @@ def test_a_procedure_dated_outside_the_stay_is_a_warning_and_not_grouped(termino
     )
     assert [p.procedure_id for p in stay.procedures_outside] == ["biopsy"]
     assert stay.case().procedures == ("32.4100",)
-    warnings = messages(settlement_checks(stay, RULES), "warning")
+    warnings = messages(checks_of(engine, stay), "warning")
     assert any("日期 2026-11-01 不在本次住院期间，未计入分组" in w and "33.2600x002" in w for w in warnings)
 
 
-def test_two_diagnoses_with_the_same_rank_are_a_warning(terminology):
+def test_two_diagnoses_with_the_same_rank_are_a_warning(terminology, engine):
     conds = [condition("c1", "K35.300"), condition("c2", "I10.x00x002")]
     tied = stay_of(terminology, conds, [("c1", 1), ("c2", 1)])
-    assert "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确" in messages(
-        settlement_checks(tied, RULES), "warning"
+    assert (
+        "多个诊断排序相同（K35.300、I10.x00x002），主要诊断不明确（质控规则 principal.rank_conflict）"
+        in messages(checks_of(engine, tied), "warning")
     )
     ordered = stay_of(terminology, conds, [("c1", 1), ("c2", 2)])
-    assert not any("排序" in m for m in messages(settlement_checks(ordered, RULES), "warning"))
+    assert not any("排序" in m for m in messages(checks_of(engine, ordered), "warning"))
 
 
 # =============================================================================== 6. feedback round trip

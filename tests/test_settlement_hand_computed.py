@@ -82,22 +82,26 @@ def test_annual_settlement_with_two_funds_matches_hand_computation(home, tmp_pat
     assert Decimal(cases["c-primary"]["hospital_coef"]) == 1
     assert cases["c-primary"]["group_type"] == "基层"
 
-    # employee fund: DIP amount = 60000 / 0.75 = 80000; the ungrouped case is paid at cost first
+    # employee fund: DIP amount = 60000 / 0.75 = 80000. "ZZZ" is no diagnosis code: the quality gate
+    # rejects the case and, by the default rule, it is not paid (listed with its reason), so the
+    # whole pool goes to the DIP cases
     employee = ["c-normal", "c-low", "c-high", "c-5x", "c-primary"]
     total_score = sum(expected[c] for c in employee)
-    dip_pool = Decimal("80000.00") - Decimal("2000.00")
-    fund_pool = Decimal("60000.00") - Decimal("1500.00")
+    dip_pool = Decimal("80000.00")
+    fund_pool = Decimal("60000.00")
     for c in employee:
         exact = expected[c] * dip_pool / total_score
         assert abs(Decimal(cases[c]["dip_payment"]) - exact) < Decimal("0.01"), c
         exact_fund = expected[c] * fund_pool / total_score
         assert abs(Decimal(cases[c]["fund_payment"]) - exact_fund) < Decimal("0.01"), c
     assert sum(Decimal(cases[c]["dip_payment"]) for c in employee) == dip_pool
-    assert cases["c-ungrouped"]["basis"] == "按项目(未入组)"
-    assert Decimal(cases["c-ungrouped"]["dip_payment"]) == Decimal("2000.00")
-    assert Decimal(cases["c-ungrouped"]["fund_payment"]) == Decimal("1500.00")
+    rejected = cases["c-ungrouped"]
+    assert rejected["basis"] == "不予支付(质控不通过)" and rejected["qc_flags"] == "dx.invalid:ZZZ"
+    assert "dx.invalid" in rejected["reason"] and "ZZZ" in rejected["reason"]
+    assert Decimal(rejected["dip_payment"]) == Decimal(rejected["fund_payment"]) == 0
     employee_fund = sum(Decimal(cases[c]["fund_payment"]) for c in [*employee, "c-ungrouped"])
     assert employee_fund == Decimal("60000.00")
+    assert report.result.counts["qc_rejected"] == report.result.counts["withheld"] == 1
 
     # resident fund: its own point value = (20000 / 0.6) / Σ resident scores
     resident = ["c-res-gall", "c-res-app"]
@@ -116,6 +120,20 @@ def test_annual_settlement_with_two_funds_matches_hand_computation(home, tmp_pat
     assert rejects["c-bad-cost"]["line"] == "11" and "total_cost" in rejects["c-bad-cost"]["reason"]
     assert report.result.ok
     assert report.result.counts["rows_in"] == 10 and report.result.counts["rejected"] == 2
+
+
+def test_a_region_that_pays_rejected_cases_at_cost_takes_them_out_of_the_dip_pool_first(tmp_path):
+    rules = RULES + '\n[ungrouped]\nrejected_payment = "fee_for_service"\n'
+    home = import_real_catalog(tmp_path / "home", rules)
+    out = tmp_path / "out"
+    report = settle(home, [write_cases(tmp_path / "b.csv", _batch())], out, TWO_FUNDS, region="410400")
+    cases = by_id(out / "cases.csv")
+    assert cases["c-ungrouped"]["basis"] == "按项目(质控不通过)"
+    assert Decimal(cases["c-ungrouped"]["dip_payment"]) == Decimal("2000.00")
+    assert Decimal(cases["c-ungrouped"]["fund_payment"]) == Decimal("1500.00")
+    employee = ["c-normal", "c-low", "c-high", "c-5x", "c-primary"]
+    assert sum(Decimal(cases[c]["dip_payment"]) for c in employee) == Decimal("80000.00") - Decimal("2000.00")
+    assert report.result.ok and report.result.counts["withheld"] == 0
 
 
 def test_hospital_summary_adds_gain_loss_cmi_assessment_and_deductions(home, tmp_path):

@@ -152,7 +152,7 @@ def test_cli_settle_writes_every_report_and_prints_reconciliation(home, tmp_path
     from openpyxl import load_workbook
 
     wb = load_workbook(out / "settlement.xlsx", read_only=True)
-    assert wb.sheetnames == ["说明", "医疗机构", "科室", "病种", "对账"]
+    assert wb.sheetnames == ["说明", "医疗机构", "科室", "病种", "对账", "质控规则", "拒收与质控"]
     header = next(wb["医疗机构"].iter_rows(values_only=True))
     assert "盈亏(元)" in header and "CMI" in header
     html = (out / "report.html").read_text(encoding="utf-8")

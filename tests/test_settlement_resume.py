@@ -66,7 +66,7 @@ def test_changing_the_region_rules_invalidates_the_checkpoint(tmp_path):
     from tests.settlement_helpers import case, settle, write_cases
 
     home = tmp_path / "home"
-    src = write_cases(tmp_path / "c.csv", [case("r1", "K35.3", "47.0100", "9000.00", "H999999002", "2")])
+    src = write_cases(tmp_path / "c.csv", [case("r1", "K35.300", "47.0100", "9000.00", "H999999002", "2")])
     out = tmp_path / "out"
     first = settle(home, [src], out)
     (home / "rules").mkdir(parents=True)

@@ -9,7 +9,11 @@ How the sample was picked (so it can be reproduced and extended):
   (主要操作代码 / 其他操作代码) for groups under those 类目, and the 国临版 3.0 map rows that
   target them;
 * every 医保版 code the demo FHIR data and requests (``hooks/demo``) use, so each demo card shows
-  real names and rules.
+  real names and rules;
+* every procedure code the built-in sample DIP catalog (``dip_engine/sample``) uses, so every
+  sample group is reachable with real codes (the engine groups only codes of the active table);
+* the default 简单操作 of the region rules (``dip_engine/config/rules/default.toml``), so the
+  sample shows them being left out of grouping.
 
 Files are written in the published formats (TSV ``code/name``, CSV with the published Chinese
 headers), so loading the sample runs the real importer.
@@ -24,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-LEIMU = "K35 K80 K81 J18 J44 C34 I63 I21 I25 I10 E11 S72 M16 O80 O82 P07 R10 R50 A01 X59 W19 Z51 N18".split()
+LEIMU = "K35 K80 K81 J18 J44 C34 I63 I21 I25 I10 E11 S72 M16 O80 O82 P07 R10 R50 A01 X59 W19 Z51 N18 J96 I50 C02".split()
 HERE = Path(__file__).resolve().parent
 DEMO_FHIR = HERE.parents[1] / "hooks" / "demo" / "fhir"
 YB_SYSTEMS = {
@@ -54,6 +58,8 @@ def demo_codes() -> dict[str, set[str]]:
 
 
 CATALOG = "catalogs/410400-pingdingshan-2025-dip2.0/目录.csv"
+SAMPLE_CATALOG = HERE.parents[1] / "dip_engine" / "sample" / "sample-catalog.csv"
+DEFAULT_RULES = HERE.parents[1] / "dip_engine" / "config" / "rules" / "default.toml"
 
 
 def _read_tsv(path: Path) -> list[list[str]]:
@@ -85,6 +91,15 @@ def build(data: Path, out: Path = HERE) -> dict[str, int]:
         if row[c_dx][:3] in LEIMU:
             wanted_px.update(c.lower() for c in _split_codes(row[c_main]) + _split_codes(row[c_other]))
     wanted_px.update(c.lower() for c in demo["px"])
+    sample = _read_csv(SAMPLE_CATALOG)
+    s_main, s_other = sample[0].index("主要操作代码"), sample[0].index("其他操作代码")
+    for row in sample[1:]:
+        for cell in (row[s_main], row[s_other]):
+            wanted_px.update(c.lower() for code in _split_codes(cell) for c in code.split("|"))
+    import tomllib
+
+    with DEFAULT_RULES.open("rb") as fh:
+        wanted_px.update(c.lower() for c in tomllib.load(fh)["grouping"]["simple_operations"])
     px = _read_tsv(term / "icd9cm3-yb2.0.tsv")
     px_rows = [px[0]] + [r for r in px[1:] if r[0].lower() in wanted_px]
     px_codes = {r[0] for r in px_rows[1:]}
