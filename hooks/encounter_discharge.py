@@ -39,6 +39,7 @@ from hooks.assess import (
     ungrouped_reason,
 )
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
+from hooks.events import publish_assessment
 from hooks.stay import Stay, StayDiagnosis, StayProcedure, birth_weight_grams
 from terminology.structure import leimu
 from terminology.systems import canonical_for_kind, identify_system
@@ -237,9 +238,12 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         position=position_from(pricing.payment_standard, so_far),
         estimate_notes=list(dict.fromkeys(notes)),
     )
-    return [
+    cards = [
         ctx.templates.build(
             "discharge", view, source=ctx.card_source(), suggestions=suggestions[:MAX_SUGGESTIONS],
             selection_behavior="any" if suggestions else None,
         )
     ]  # fmt: skip
+    return publish_assessment(
+        req, ctx, data, result, pricing, view.position, cards, estimate=is_estimate(stay, result)
+    )

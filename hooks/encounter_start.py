@@ -17,9 +17,11 @@ from hooks.assess import (
     estimate_notes,
     evaluate,
     for_inpatient_stay,
+    is_estimate,
     price_group,
     stay_of,
 )
+from hooks.events import publish_assessment
 from terminology.structure import leimu, yamu
 
 MAX_PROCEDURE_GROUPS = 5
@@ -60,7 +62,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         procedure_groups = sorted((g for g in comprehensive if g is not conservative), key=_by_frequency)
         comprehensive = []
     comprehensive = [g for g in comprehensive if g.op_type == OpType.SS]
-    _, pricing = evaluate(ctx, case)  # the point value behind every standard on the card
+    result, pricing = evaluate(ctx, case)  # the point value behind every standard on the card
     notes = estimate_notes(stay, None, pricing) + req.notes
     view = EncounterStartView(
         catalog_label=ctx.label,
@@ -76,4 +78,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         comprehensive=price_group(ctx, case, comprehensive[0]) if comprehensive else None,
         estimate_notes=notes,
     )
-    return [ctx.templates.build("encounter_start", view, source=ctx.card_source())]
+    cards = [ctx.templates.build("encounter_start", view, source=ctx.card_source())]
+    return publish_assessment(
+        req, ctx, data, result, pricing, None, cards, estimate=is_estimate(stay, result)
+    )

@@ -27,6 +27,7 @@ from hooks.assess import (
     stay_of,
     ungrouped_reason,
 )
+from hooks.events import publish_assessment
 from mappings import resolve_coding
 
 GROUP_MOVING_TYPES = frozenset({OpType.SS, OpType.ZLXCZ})  # operations/interventions, therapeutic procedures
@@ -104,7 +105,10 @@ def order_cards(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[
         unpriced_orders=unpriced_from(order_cost)[:20],
         estimate_notes=list(dict.fromkeys(notes)),
     )
-    return [ctx.templates.build("order_sign", view, source=ctx.card_source())]
+    cards = [ctx.templates.build("order_sign", view, source=ctx.card_source())]
+    return publish_assessment(
+        req, ctx, data, result, pricing, view.position, cards, estimate=is_estimate(stay, result)
+    )
 
 
 @cds_service(

@@ -25,6 +25,7 @@ from hooks.assess import (
     stay_of,
     ungrouped_reason,
 )
+from hooks.events import publish_assessment
 
 OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 
@@ -57,4 +58,7 @@ def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[
         los_days=stay.los_days(),
         estimate_notes=list(dict.fromkeys(notes)),
     )
-    return [ctx.templates.build("patient_view", view, source=ctx.card_source())]
+    cards = [ctx.templates.build("patient_view", view, source=ctx.card_source())]
+    return publish_assessment(
+        req, ctx, data, result, pricing, view.position, cards, estimate=is_estimate(stay, result)
+    )

@@ -23,11 +23,15 @@ import pytest
 import requests
 
 from cards import load_card_templates
+from cds_service.app import create_app
+from cds_service.config import settings_from_mapping
+from cds_service.plugins import Plugin, discover
 from costing import load_prices
 from dip_engine import load_catalogs
 from grouper import OpType
 from hooks.assess import DipContext
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
+from hooks.demo_fhir import create_app as create_demo_fhir_app
 from hooks.encounter_discharge import principal_options
 from hooks.stay import Stay, StayDiagnosis, StayProcedure, read_stay
 from mappings import Resolution, local_maps_for_home
@@ -715,3 +719,28 @@ def test_feedback_on_a_real_card_is_stored(servers):
         "display": reason["display"],
         "count": 1,
     } in summary["overrideReasons"]
+
+
+# =============================================================================== 7. the assessment event
+
+
+def test_every_dip_service_publishes_one_assessment_per_answer_through_the_apps_event_bus(tmp_path):
+    """Through the seam (``req.publish``), to whichever plugin subscribes: not only to the console."""
+    received: list[dict[str, Any]] = []
+    probe = Plugin(name="probe", events={"assessment": lambda data, event: received.append(dict(event))})
+    plugins = [p for p in discover() if p.name != "console"] + [probe]
+    app = create_app(settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=plugins), tmp_path,
+                     plugins=plugins)  # fmt: skip
+    with serving(create_demo_fhir_app()) as fhir_url:
+        for service, (name, patient_id, encounter_id, group) in sorted(E2E_CASES.items()):
+            body = demo_request(name)
+            body["fhirServer"] = fhir_url
+            received.clear()
+            response = app.test_client().post(f"/cds-services/{service}", json=body)
+            assert response.status_code == 200, response.text
+            (event,) = received
+            assert (event["kind"], event["service"], event["channel"]) == ("dip", service, "cds-hooks")
+            assert (event["patient_id"], event["encounter_id"]) == (patient_id, encounter_id)
+            assert event["hook_instance"] == body["hookInstance"]
+            assert event["dip"]["group_code"] == group
+            assert [c["uuid"] for c in event["cards"]] == [c["uuid"] for c in response.json["cards"]]

@@ -81,7 +81,18 @@ def test_the_lock_installs_the_service_and_every_module_imports(tmp_path):
     out = run(venv / "bin" / "python", "-c", IMPORT_EVERYTHING, *PACKAGES, cwd=tmp_path, env=env)
     count, plugins = out.split(maxsplit=1)
     assert int(count) > 80
-    assert plugins.split() == ["costing", "dip_engine", "hooks", "settlement", "terminology"]
+    declared = tomllib.loads((source / "pyproject.toml").read_text("utf-8"))["project"]["entry-points"]
+    assert plugins.split() == sorted(declared["dip_cds.plugins"])
     help_text = run(venv / "bin" / "dip-cds", "--help", cwd=tmp_path, env=env)
-    for command in ("code", "data", "demo-fhir", "group", "serve", "settle", "synth"):
+    for command in (
+        "code",
+        "console",
+        "data",
+        "demo-fhir",
+        "demo-traffic",
+        "group",
+        "serve",
+        "settle",
+        "synth",
+    ):
         assert f"  {command} " in help_text, command

@@ -127,12 +127,6 @@ def needs_coverage(req: HookRequest) -> list[dict[str, Any]]:  # pragma: no cove
     return []
 
 
-@cds_service(id="test-channel", hook="order-sign", title="test", description="publishes its channel")
-def publishes_channel(req: HookRequest) -> list[dict[str, Any]]:
-    req.publish("assessment", {"kind": "dip", "service": req.service.id, "channel": req.channel})
-    return []
-
-
 def test_a_service_that_cannot_answer_is_reported_while_the_others_cards_are_shown(servers, tmp_path):
     app = plugin_service(tmp_path, services=[needs_coverage])
     with serving(app) as url:
@@ -154,20 +148,20 @@ def test_the_services_of_a_check_are_configurable_per_hook(servers, tmp_path):
     assert data["services"] == [{"id": "dip-order-sign", "status": 200, "cards": 1}]
 
 
-def test_handlers_called_through_the_plugin_know_the_channel_for_their_assessment(servers, tmp_path):
+def test_the_dip_assessment_of_a_plugin_check_is_published_with_the_plugin_channel(servers, tmp_path):
     events: list[dict[str, Any]] = []
-    plugins = [*discover(), Plugin(name="test", services=lambda: [publishes_channel],
-                                   events={"assessment": lambda _data, payload: events.append(dict(payload))})]  # fmt: skip
-    app = create_app(
-        settings=settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=plugins),
-        home=tmp_path,
-        plugins=plugins,
-    )
-    with serving(app) as url:
+    record = Plugin(name="test", events={"assessment": lambda _data, payload: events.append(dict(payload))})
+    plugins = [*discover(), record]
+    settings = settings_from_mapping({"logging": {"level": "WARNING"}}, plugins=plugins)
+    with serving(create_app(settings=settings, home=tmp_path, plugins=plugins)) as url:
         body = stroke(servers)
         assert requests.post(f"{url}/plugin/v1/check", json=body, timeout=10).status_code == 200
-        assert requests.post(f"{url}/cds-services/test-channel", json=body, timeout=10).status_code == 200
-    assert [e["channel"] for e in events] == ["plugin", "cds-hooks"]
+        assert requests.post(f"{url}/cds-services/dip-order-sign", json=body, timeout=10).status_code == 200
+    assert [(e["kind"], e["service"], e["channel"]) for e in events] == [
+        ("dip", "dip-order-sign", "plugin"),
+        ("dip", "dip-order-sign", "cds-hooks"),
+    ]
+    assert events[0]["patient_id"] == "demo-stroke" and events[0]["dip"]["group_code"] == "I63.9"
 
 
 def test_when_no_service_can_answer_the_answer_is_its_error(servers):
