@@ -24,7 +24,7 @@ import requests
 
 from browser_plugin import tokens
 from browser_plugin.render import detail_html
-from cds_service.app import create_app
+from cds_service.app import STATE_KEY, create_app
 from cds_service.config import settings_from_mapping
 from cds_service.plugins import Plugin, discover
 from cds_service.registry import HookRequest, cds_service
@@ -35,6 +35,7 @@ from tests.plugin_helpers import EXAMPLE, EXAMPLE_3101, ROOT, SCHEMAS, plugin_se
 from tests.service_helpers import ec_key, free_port, make_token, public_jwk
 
 HIS = "http://his.example.cn:8090"
+DIP_ONLY = {"order-sign": ["dip-order-sign"]}
 OTHER_HIS = "http://other-his.example.cn"
 
 
@@ -44,9 +45,10 @@ def schema(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """The service (JWT off, one HIS origin allowed) and the demo FHIR server, over HTTP."""
+    """The service (JWT off, HIS origins allowed, the DIP services only: these tests are about what a
+    check does with them, whatever other plugins are installed) and the demo FHIR server, over HTTP."""
     home = tmp_path_factory.mktemp("home")
-    app = plugin_service(home, plugin={"allowed_origins": [HIS, OTHER_HIS]})
+    app = plugin_service(home, plugin={"allowed_origins": [HIS, OTHER_HIS], "services": DIP_ONLY})
     with serving(app) as url, serving(create_demo_fhir_app()) as fhir_url:
         yield SimpleNamespace(url=url, fhir_url=fhir_url, home=home, app=app)
 
@@ -116,33 +118,49 @@ def test_the_schemas_are_served_and_reject_what_the_service_rejects(servers):
 
 
 @cds_service(
-    id="test-needs-coverage",
+    id="test-needs-basic",
     hook="order-sign",
     title="test",
-    description="needs Coverage, which the demo FHIR server does not serve",
-    prefetch={"coverage": "Coverage?patient={{context.patientId}}"},
-    required_prefetch={"coverage"},
+    description="needs Basic resources, a type the demo FHIR server does not serve",
+    prefetch={"basic": "Basic?patient={{context.patientId}}"},
+    required_prefetch={"basic"},
 )
-def needs_coverage(req: HookRequest) -> list[dict[str, Any]]:  # pragma: no cover - its prefetch fails
+def needs_unserved(req: HookRequest) -> list[dict[str, Any]]:  # pragma: no cover - its prefetch fails
     return []
 
 
 def test_a_service_that_cannot_answer_is_reported_while_the_others_cards_are_shown(servers, tmp_path):
-    app = plugin_service(tmp_path, services=[needs_coverage])
+    both = {"order-sign": ["dip-order-sign", "test-needs-basic"]}
+    app = plugin_service(tmp_path, services=[needs_unserved], plugin={"services": both})
     with serving(app) as url:
         data = check(SimpleNamespace(url=url), stroke(servers)).json()
     statuses = {s["id"]: s for s in data["services"]}
     assert statuses["dip-order-sign"]["status"] == 200
-    assert statuses["test-needs-coverage"]["status"] == 412
-    assert "coverage" in statuses["test-needs-coverage"]["problems"][0]
+    assert statuses["test-needs-basic"]["status"] == 412
+    assert "basic" in statuses["test-needs-basic"]["problems"][0]
     assert [c["service"] for c in data["cards"]] == ["dip-order-sign"]
     jsonschema.validate(data, schema("response"))
 
 
+@cds_service(id="test-critical", hook="order-sign", title="test", description="always a critical card")
+def always_critical(req: HookRequest) -> list[dict[str, Any]]:
+    return [{"summary": "测试：严重提醒", "indicator": "critical", "source": {"label": "测试"}}]
+
+
+def test_by_default_a_check_runs_every_service_of_its_hook_most_severe_card_first(servers, tmp_path):
+    app = plugin_service(tmp_path, services=[needs_unserved, always_critical])
+    with serving(app) as url:
+        data = check(SimpleNamespace(url=url), stroke(servers)).json()
+    ran = {s["id"]: s["status"] for s in data["services"]}
+    assert {"dip-order-sign": 200, "test-needs-basic": 412, "test-critical": 200}.items() <= ran.items()
+    assert set(ran) == {svc.id for svc in app.extensions[STATE_KEY].registry if svc.hook == "order-sign"}
+    indicators = [c["indicator"] for c in data["cards"]]
+    assert indicators[0] == "critical" and data["cards"][0]["service"] == "test-critical"
+    assert indicators == sorted(indicators, key=["critical", "warning", "info"].index)
+
+
 def test_the_services_of_a_check_are_configurable_per_hook(servers, tmp_path):
-    app = plugin_service(
-        tmp_path, services=[needs_coverage], plugin={"services": {"order-sign": ["dip-order-sign"]}}
-    )
+    app = plugin_service(tmp_path, services=[always_critical], plugin={"services": DIP_ONLY})
     with serving(app) as url:
         data = check(SimpleNamespace(url=url), stroke(servers)).json()
     assert data["services"] == [{"id": "dip-order-sign", "status": 200, "cards": 1}]
@@ -157,11 +175,12 @@ def test_the_dip_assessment_of_a_plugin_check_is_published_with_the_plugin_chann
         body = stroke(servers)
         assert requests.post(f"{url}/plugin/v1/check", json=body, timeout=10).status_code == 200
         assert requests.post(f"{url}/cds-services/dip-order-sign", json=body, timeout=10).status_code == 200
-    assert [(e["kind"], e["service"], e["channel"]) for e in events] == [
+    assert [(e["kind"], e["service"], e["channel"]) for e in events if e["kind"] == "dip"] == [
         ("dip", "dip-order-sign", "plugin"),
         ("dip", "dip-order-sign", "cds-hooks"),
     ]
-    assert events[0]["patient_id"] == "demo-stroke" and events[0]["dip"]["group_code"] == "I63.9"
+    dip = next(e for e in events if e["kind"] == "dip")
+    assert dip["patient_id"] == "demo-stroke" and dip["dip"]["group_code"] == "I63.9"
 
 
 def test_when_no_service_can_answer_the_answer_is_its_error(servers):

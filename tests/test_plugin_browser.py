@@ -58,7 +58,7 @@ def page(browser, stack):
 
 def open_patient(page, patient_id: str) -> None:
     page.click(f"button[data-patient={patient_id}]")
-    page.locator("#diagnosis-rows tr[data-condition]").first.wait_for()
+    page.locator(f"body[data-patient={patient_id}]").wait_for()
 
 
 def add_order(page, code: str, qty: int = 1) -> None:
@@ -72,13 +72,18 @@ def cards(page):
     return page.locator("dip-cds-panel li.card")
 
 
+def dip_card(page, text: str = "I63.9"):
+    """The DIP card (other installed services, e.g. 智能审核, may add theirs to the same panel)."""
+    return cards(page).filter(has_text=text).first
+
+
 def test_signing_an_order_shows_the_dip_card(page):
     open_patient(page, "demo-stroke")
     add_order(page, "XY0005")  # 阿替普酶 4,980 元: the stay passes its DIP standard
     page.click("#sign-btn")
-    card = cards(page).first
+    card = dip_card(page)
     card.wait_for()
-    assert cards(page).count() == 1
+    assert cards(page).filter(has_text="I63.9").count() == 1
     assert card.get_attribute("data-indicator") == "warning"
     summary = card.locator(".summary")
     assert "I63.9" in summary.inner_text() and "超出支付标准" in summary.inner_text()
@@ -96,10 +101,11 @@ def test_a_live_region_announces_new_warnings(page):
     open_patient(page, "demo-stroke")
     add_order(page, "XY0005")
     page.click("#sign-btn")
-    cards(page).first.wait_for()
+    dip_card(page).wait_for()
     live = page.locator("dip-cds-panel [aria-live=polite]")
     page.wait_for_timeout(100)  # the region is refilled after 50 ms so screen readers speak it again
-    assert live.inner_text().startswith("医保提醒 1 条，其中警告 1 条：I63.9")
+    total = cards(page).count()
+    assert live.inner_text().startswith(f"医保提醒 {total} 条，其中警告 1 条：I63.9")  # the most severe first
 
 
 def test_accepting_a_suggestion_reaches_the_host_page_and_the_his_fhir_endpoint(page, stack):
@@ -134,7 +140,7 @@ def test_dismissing_with_a_reason_stores_override_feedback(page, stack):
     open_patient(page, "demo-stroke")
     add_order(page, "XY0005")
     page.click("#sign-btn")
-    card = cards(page).first
+    card = dip_card(page)
     card.wait_for()
     card.locator(".summary").click()
     card.locator("button.dismiss").click()
@@ -163,12 +169,18 @@ def test_the_panel_works_from_the_keyboard_alone(page, stack):
     page.keyboard.press("Enter")
     page.locator("#diagnosis-rows tr[data-condition]").first.wait_for()
     page.focus("#order-item")
-    page.keyboard.press("End")  # the last item on the list
+    steps = page.evaluate(
+        "[...document.querySelectorAll('#order-item option')].findIndex(o => o.text.includes(' XY0005 '))"
+    )
+    page.keyboard.press("Home")
+    for _ in range(steps):  # down the list to 注射用阿替普酶
+        page.keyboard.press("ArrowDown")
+    assert "XY0005" in page.locator("#order-item option:checked").inner_text()
     page.focus("#order-form button[type=submit]")
     page.keyboard.press("Enter")
     page.focus("#sign-btn")
     page.keyboard.press("Enter")
-    cards(page).first.wait_for()
+    dip_card(page).wait_for()  # a warning: the first card of the panel
     page.keyboard.press("Alt+Shift+KeyY")  # the panel's shortcut: focus its collapse button
     toggle = page.locator("dip-cds-panel button.toggle")
     assert toggle.evaluate("b => b.getRootNode().activeElement === b")
@@ -280,8 +292,8 @@ def test_a_service_outage_is_shown_in_the_panel_not_thrown(page, stack):
 def test_a_page_without_fhir_sends_its_3101_payload_and_gets_the_card(page):
     payload = json.loads(EXAMPLE_3101.read_text(encoding="utf-8"))["request"]
     result = page.evaluate("(payload) => window.DipCds.check({payload3101: payload})", payload)
-    assert [c["service"] for c in result["cards"]] == ["dip-order-sign"]
-    card = cards(page).first
+    assert "dip-order-sign" in [c["service"] for c in result["cards"]]
+    card = dip_card(page)
     card.wait_for()
     assert "预计费用 ¥8,000.00（99.2%，接近支付标准）" in card.locator(".summary").inner_text()
 
@@ -320,3 +332,26 @@ def test_card_links_open_only_http_targets_in_a_new_window(page):
         links.first.click()
     assert popup.value.url == "https://www.nhsa.gov.cn/"
     assert popup.value.evaluate("window.opener") is None  # noopener: the site cannot reach the HIS page
+
+
+def test_signing_an_order_a_rule_forbids_shows_the_audit_finding_beside_the_dip_card(page, stack):
+    """Needs the 智能审核 package (yb_audit) installed: then its service answers the same check."""
+    pytest.importorskip("yb_audit", reason="the 智能审核 package (yb_audit) is not installed")
+    open_patient(page, "demo-audit-child-drug")  # an adult
+    add_order(page, "ZA04CAE0023010100166")  # 儿童清肺口服液: 限定年龄对象 儿童
+    page.click("#sign-btn")
+    cards(page).nth(1).wait_for()
+    audit, dip = cards(page).nth(0), cards(page).nth(1)  # the most severe first
+    assert audit.get_attribute("data-indicator") == "warning"
+    assert "儿童清肺口服液" in audit.locator(".summary").inner_text()
+    assert dip.get_attribute("data-indicator") == "info"
+    audit.locator(".summary").click()
+    screenshot(page, "panel-audit-finding")
+    accept = audit.locator("button.suggest").first
+    label = accept.inner_text().removeprefix("采纳：")
+    accept.click()
+    audit.locator(".outcome", has_text="已采纳").wait_for()
+    assert page.locator("#his-message").inner_text() == f"已采纳建议：{label}"
+    received = page.evaluate("window.HIS.accepted")[-1]
+    rows = [r for r in feedback_rows(stack.home) if r.card_uuid == received["card"]]
+    assert [(r.service_id, r.outcome) for r in rows] == [("yb-audit-order-sign", "accepted")]

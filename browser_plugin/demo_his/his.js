@@ -64,6 +64,14 @@ function renderOrders() {
 }
 
 function renderDiagnoses() {
+  if (!state.chart.diagnoses.length) {
+    const tr = document.createElement('tr');
+    const td = cell('尚未录入诊断');
+    td.colSpan = 4;
+    td.className = 'muted';
+    tr.append(td);
+    return $('#diagnosis-rows').replaceChildren(tr);
+  }
   const rows = state.chart.diagnoses.map((d, i) => {
     const tr = document.createElement('tr');
     tr.dataset.condition = d.conditionId;
@@ -92,6 +100,7 @@ async function openPatient(id, button) {
   renderDiagnoses();
   renderOrders();
   message('');
+  document.body.dataset.patient = patient.id;
 }
 
 async function load() {
