@@ -176,18 +176,24 @@ def panel_card(card: dict[str, Any], service_id: str) -> dict[str, Any]:
 def run_check(body: dict[str, Any]) -> dict[str, Any]:
     """Every service of the request's hook over the same request → one panel's cards.
 
-    A service that cannot answer (412: its data could not be fetched) is reported under
-    ``services`` while the others' cards are still shown; when none can, its error is the answer.
+    A service that cannot answer (412: its data could not be fetched; or a bug in it, logged as the
+    hook endpoint logs it) is reported under ``services`` while the others' cards are still shown:
+    one domain's failure must not hide another's warning. When none can answer, its error is the answer.
     """
     results: list[dict[str, Any]] = []
     cards: list[dict[str, Any]] = []
-    errors: list[ServiceError] = []
+    errors: list[Exception] = []
     for svc in services_for(body.get("hook")):
         try:
             answer = invoke_service(svc, body, channel="plugin")
         except ServiceError as exc:
             errors.append(exc)
             results.append({"id": svc.id, "status": exc.status, "problems": exc.problems})
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bug in one service; the others still answer
+            log.exception("unhandled error in a service", extra={"service": svc.id, "endpoint": request.path})
+            errors.append(exc)
+            results.append({"id": svc.id, "status": 500, "problems": ["internal error; see service logs"]})
             continue
         results.append({"id": svc.id, "status": 200, "cards": len(answer["cards"])})
         cards += [panel_card(card, svc.id) for card in answer["cards"]]

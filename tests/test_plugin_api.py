@@ -142,6 +142,32 @@ def test_a_service_that_cannot_answer_is_reported_while_the_others_cards_are_sho
     jsonschema.validate(data, schema("response"))
 
 
+@cds_service(id="test-broken", hook="order-sign", title="test", description="a handler with a bug")
+def broken(req: HookRequest) -> list[dict[str, Any]]:
+    raise ZeroDivisionError("a bug")
+
+
+def test_a_bug_in_one_service_does_not_hide_the_others_cards(servers, tmp_path, caplog):
+    app = plugin_service(
+        tmp_path, services=[broken], plugin={"services": {"order-sign": ["test-broken", "dip-order-sign"]}}
+    )
+    with serving(app) as url:
+        answer = check(SimpleNamespace(url=url), stroke(servers))
+        only_broken = plugin_service(
+            tmp_path / "b", services=[broken], plugin={"services": {"order-sign": ["test-broken"]}}
+        )
+        with serving(only_broken) as broken_url:
+            alone = check(SimpleNamespace(url=broken_url), stroke(servers))
+    assert answer.status_code == 200
+    assert answer.json()["services"][0] == {
+        "id": "test-broken",
+        "status": 500,
+        "problems": ["internal error; see service logs"],
+    }
+    assert [c["service"] for c in answer.json()["cards"]] == ["dip-order-sign"]
+    assert alone.status_code == 500 and alone.json()["resourceType"] == "OperationOutcome"
+
+
 @cds_service(id="test-critical", hook="order-sign", title="test", description="always a critical card")
 def always_critical(req: HookRequest) -> list[dict[str, Any]]:
     return [{"summary": "测试：严重提醒", "indicator": "critical", "source": {"label": "测试"}}]
