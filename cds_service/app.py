@@ -53,7 +53,7 @@ from cds_service.logging_setup import configure_logging
 from cds_service.outbound import Allowlist, CanonicalUrl, NotAllowed, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
 from cds_service.prefetch import Status, resolve
-from cds_service.registry import HookRequest, ServiceDefinition
+from cds_service.registry import HookRequest, ServiceDefinition, ServiceRegistry
 from cds_service.responses import build_response
 from cds_service.schemas import CONTEXT_SCHEMAS, FeedbackRequestSchema, HookRequestSchema
 from cds_service.security import AuthError, JwtVerifier
@@ -239,13 +239,17 @@ def _discovery() -> Response:
     return Response(_state().discovery, 200, mimetype="application/json")
 
 
-def _invoke(service_id: str) -> Response:
-    svc = _service(service_id)
-    g.service = svc.id
-    denied = _authenticate()
-    if denied is not None:
-        return denied
-    data, context, fhir_server = _validate_hook_request(svc, _json_body())
+def invoke_service(
+    svc: ServiceDefinition, body: dict[str, Any], channel: str = "cds-hooks"
+) -> dict[str, Any]:
+    """One hook call after authentication: validation → prefetch → handler → the response body.
+
+    Shared by ``POST /cds-services/{id}`` and other channels into the same services (the browser
+    plugin API), so every way in gets the same checks, the same prefetch rules and the same cards;
+    ``channel`` tells the handler (and the ``assessment`` event it publishes) which way it came.
+    Raises :class:`ServiceError` (400, 412, …) like the endpoint answers.
+    """
+    data, context, fhir_server = _validate_hook_request(svc, body)
     g.hook_instance = data["hookInstance"]
     state = _state()
     settings = state.settings
@@ -286,21 +290,27 @@ def _invoke(service_id: str) -> Response:
         fhir_authorization=auth,
         extension=data.get("extension"),
         deadline=deadline,
+        channel=channel,
     )
     for key, outcome in failed.items():
         hook_request.notes.append(f"预取数据 {key} 不可用 / prefetch {key} unavailable ({outcome.reason})")
-    body = build_response(svc.id, svc.handler(hook_request))
-    g.cards = len(body["cards"])
-    return _json_response(body)
+    return build_response(svc.id, svc.handler(hook_request))
 
 
-def _feedback(service_id: str) -> Response:
+def _invoke(service_id: str) -> Response:
     svc = _service(service_id)
     g.service = svc.id
     denied = _authenticate()
     if denied is not None:
         return denied
-    body = _json_body()
+    body = invoke_service(svc, _json_body())
+    g.cards = len(body["cards"])
+    return _json_response(body)
+
+
+def store_feedback(service_id: str, body: dict[str, Any]) -> dict[str, int]:
+    """Validate and store a CDS Hooks feedback body for ``service_id`` (idempotent); shared by channels."""
+    svc = _service(service_id)
     try:
         data = _FEEDBACK_SCHEMA.load(body)
     except ValidationError as exc:
@@ -309,7 +319,16 @@ def _feedback(service_id: str) -> Response:
     for item in data["feedback"]:
         metrics.FEEDBACK.labels(svc.id, item["outcome"], "yes").inc()
     log.info("feedback stored", extra={"service": svc.id, "stored": stored, "duplicates": duplicates})
-    return _json_response({"stored": stored, "duplicates": duplicates})
+    return {"stored": stored, "duplicates": duplicates}
+
+
+def _feedback(service_id: str) -> Response:
+    svc = _service(service_id)
+    g.service = svc.id
+    denied = _authenticate()
+    if denied is not None:
+        return denied
+    return _json_response(store_feedback(svc.id, _json_body()))
 
 
 def _parse_time(name: str) -> datetime | None:
@@ -375,6 +394,39 @@ def _readyz() -> Response:
 def _metrics() -> Response:
     payload, content_type = metrics.exposition()
     return Response(payload, 200, content_type=content_type)
+
+
+# ----------------------------------------------------------------------------- for other channels
+# Other ways into the same services (the browser plugin API) authenticate and read bodies exactly as
+# the hook endpoints do, through these.
+
+
+def read_json_body() -> dict[str, Any]:
+    """The request's JSON object, or the 400/415 the hook endpoints answer."""
+    return _json_body()
+
+
+def request_audience() -> str:
+    """The JWT ``aud`` this request must carry: ``server.public_base_url`` + path, else the URL called."""
+    return _audience()
+
+
+def jwt_verifier() -> JwtVerifier | None:
+    """The CDS-client JWT verifier, ``None`` when ``security.jwt = "off"``."""
+    return _state().verifier
+
+
+def service_settings() -> Settings:
+    return _state().settings
+
+
+def service_registry() -> ServiceRegistry:
+    """The services this app answers."""
+    return _state().registry
+
+
+def service_home() -> Path:
+    return _state().home
 
 
 # ----------------------------------------------------------------------------- error handling + telemetry

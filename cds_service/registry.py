@@ -176,6 +176,7 @@ class HookRequest:
     # the request's absolute deadline (``time.monotonic()``) for every outbound call: the FHIR
     # client's, and the one a handler passes to other systems (e.g. a HIS endpoint)
     deadline: float | None = None
+    channel: str = "cds-hooks"  # how the call came in: "cds-hooks", "plugin" (the browser panel's API), …
 
     @property
     def patient_id(self) -> str:

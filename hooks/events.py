@@ -102,7 +102,7 @@ def assessment_event(req: HookRequest, assessment: Assessment, cards: list[dict[
         "service": req.service.id,
         "hook": req.hook,
         "hook_instance": req.hook_instance,
-        "channel": "cds-hooks",
+        "channel": req.channel,  # "cds-hooks", or "plugin" through the browser plugin API
         "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "patient_id": req.patient_id,
         "encounter_id": assessment.data.encounter_id or req.encounter_id,
