@@ -136,11 +136,18 @@ class ManagedProcess:
 
 
 def start_service(
-    home: str | Path, port: int, workers: int, threads: int = 1, env: dict[str, str] | None = None
+    home: str | Path,
+    port: int,
+    workers: int,
+    threads: int = 1,
+    env: dict[str, str] | None = None,
+    worker_class: str | None = None,
 ) -> ManagedProcess:
     """``dip-cds --home H serve`` (gunicorn, production code path), returned once ``/readyz`` is 200."""
     cmd = [dip_cds_command(), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+    if worker_class:
+        cmd += ["--worker-class", worker_class]
     proc = ManagedProcess("service", cmd, env if env is not None else clean_env())
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/readyz")

@@ -21,7 +21,7 @@ than 1 % of prefetch fetches failed (fewer: a warning); 2 (only with --check-tar
 missed; 130 interrupted.
 
 Usage: .venv/bin/python benchmarks/bench_hooks.py [--seconds 20] [--clients 50] [--workers 2]
-       [--sweep 2,3,4] [--scenarios full-prefetch,no-prefetch] [--home DIR] [--check-targets]
+       [--worker-class gevent|sync|gthread] [--sweep 2,3,4] [--scenarios full-prefetch,no-prefetch] [--home DIR] [--check-targets]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from _load import (  # noqa: E402
 )
 
 DEMO_REQUESTS = ROOT / "hooks" / "demo" / "requests"
-DEFAULT_WORKERS = 2  # best server-side p99 of 2, 3, 4 sync workers on the 2-core machine (see README)
+DEFAULT_WORKERS = 2  # best server-side p99 of 2, 3, 4 workers on the 2-core machine (see README)
 MAX_PREFETCH_FAILED = 0.01  # share of failed prefetch fetches above which a run is invalid
 
 
@@ -279,10 +279,12 @@ def run_config(
 ) -> dict[str, Any]:
     port = free_port()
     env = clean_env(DIP_CDS_LOGGING__LEVEL="WARNING", DIP_CDS_SECURITY__JWT="off")
-    service = start_service(home, port, workers, threads, env)
+    if args.concurrency:
+        env["DIP_CDS_SERVER__MAX_CONCURRENT_REQUESTS"] = str(args.concurrency)
+    service = start_service(home, port, workers, threads, env, args.worker_class)
     try:
         ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
-        cls = "gthread" if threads > 1 else "sync"
+        cls = args.worker_class or ("gthread" if threads > 1 else "gevent")
         print(f"\n== dip-cds serve --workers {workers} --threads {threads} (gunicorn {cls}); "
               f"reference data: {ready.get('data')}")  # fmt: skip
         results = [
@@ -297,7 +299,13 @@ def run_config(
     for v in verdicts:
         print(f"  target {v['scenario']} server-side {v['point']} {v['server_ms']:.2f} ms ≤ {v['target_ms']} ms: "
               f"{'OK' if v['ok'] else 'MISS'}")  # fmt: skip
-    return {"workers": workers, "threads": threads, "scenarios": results, "targets": verdicts}
+    return {
+        "workers": workers,
+        "threads": threads,
+        "worker_class": cls,
+        "scenarios": results,
+        "targets": verdicts,
+    }
 
 
 def _failed(config: dict[str, Any]) -> bool:
@@ -319,6 +327,7 @@ def _summary(configs: list[dict[str, Any]], args: argparse.Namespace, failed: bo
             {
                 "workers": c["workers"],
                 "threads": c["threads"],
+                "worker_class": c["worker_class"],
                 "scenarios": {
                     r["scenario"]: {
                         "rps": round(r["rps"], 1),
@@ -346,6 +355,10 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50, help="concurrent closed-loop clients")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (>1: gthread)")
+    parser.add_argument("--worker-class", choices=["gevent", "sync", "gthread"], default=None,
+                        help="gunicorn worker class (default: dip-cds serve's, gevent)")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="server.max_concurrent_requests per worker (default: the service's)")  # fmt: skip
     parser.add_argument(
         "--sweep", default="", help="server layouts to compare: workers[xthreads],... e.g. 2,3,4,2x4"
     )

@@ -38,7 +38,10 @@ def add_coding_action(
         raise ValueError("the coding to add needs a system and a code")
     updated = copy.deepcopy(dict(condition))
     code = updated.setdefault("code", {})
-    codings = code.setdefault("coding", [])
+    codings = code.setdefault("coding", []) if isinstance(code, dict) else None
+    if not isinstance(codings, list) or not all(isinstance(c, dict) for c in codings):
+        # an update would have to repair or drop what the client sent: suggest nothing instead
+        raise ValueError(f"Condition/{updated['id']} has a malformed code; not updated")
     if any(c.get("system") == coding["system"] and c.get("code") == coding["code"] for c in codings):
         raise ValueError(f"Condition/{updated['id']} already carries {coding['code']}")
     codings.append({k: v for k, v in coding.items() if v})
@@ -64,7 +67,8 @@ def principal_diagnosis_action(
     if not condition_id:
         raise ValueError("the new principal diagnosis needs a Condition id")
     updated = copy.deepcopy(dict(encounter))
-    entries = [e for e in updated.get("diagnosis") or [] if isinstance(e, dict)]
+    diagnosis = updated.get("diagnosis")
+    entries = [e for e in diagnosis if isinstance(e, dict)] if isinstance(diagnosis, list) else []
     chosen = [e for e in entries if _reference_id(e.get("condition"), "Condition") == condition_id]
     if not chosen:
         if isinstance(condition, str):

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, DictLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -33,11 +33,19 @@ log = logging.getLogger(__name__)
 BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
 OVERRIDE_DIRNAME = "card_templates"
 CARD_KINDS = ("order_sign", "encounter_start", "discharge", "patient_view")
-CONFIG_FILES = ("labels", "bands", "override_reasons")
+CONFIG_FILES = ("labels", "bands", "override_reasons", "partials")
+#: The coder's card speaks of a finished stay (settlement words); the others of an ongoing one.
+DISCHARGE = "discharge"
+#: Band limits may name the region's deviation thresholds instead of a number.
+THRESHOLD_NAMES = ("low", "high", "special")
+DEFAULT_THRESHOLDS = {"rule": "2.0", "low": Decimal("0.5"), "high": Decimal(2), "special": Decimal(5)}
 
 
 @dataclass(frozen=True, slots=True)
 class Band:
+    """A cost band as one card shows it: limits resolved to the region's thresholds, texts to the
+    card's audience."""
+
     key: str
     label: str
     meaning: str
@@ -50,6 +58,55 @@ class Band:
         if self.upto is not None:
             return ratio <= self.upto
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class BandSpec:
+    """A band of ``bands.toml``: a limit is a number or a threshold name (``low``, ``high``,
+    ``special``); ``rules`` restricts it to deviation rules (empty: every rule); ``discharge_*`` is
+    the coder card's wording (else the doctor's)."""
+
+    key: str
+    label: str
+    meaning: str
+    discharge_label: str = ""
+    discharge_meaning: str = ""
+    below: Decimal | str | None = None
+    upto: Decimal | str | None = None
+    rules: tuple[str, ...] = ()
+
+    def resolve(self, thresholds: Mapping[str, Any], discharge: bool) -> Band:
+        def limit(value: Decimal | str | None) -> Decimal | None:
+            return thresholds[value] if isinstance(value, str) else value
+
+        label = (self.discharge_label or self.label) if discharge else self.label
+        meaning = (self.discharge_meaning or self.meaning) if discharge else self.meaning
+        return Band(
+            self.key,
+            _fill(label, thresholds),
+            _fill(meaning, thresholds),
+            limit(self.below),
+            limit(self.upto),
+        )
+
+
+def _fill(text: str, thresholds: Mapping[str, Any]) -> str:
+    """``{low}`` / ``{high}`` / ``{special}`` → the region's threshold as a percentage ("200%")."""
+    for name in THRESHOLD_NAMES:
+        text = text.replace("{" + name + "}", format_percent(thresholds[name], 0))
+    return text
+
+
+def thresholds_of(basis: Any) -> dict[str, Any]:
+    """The deviation rule and thresholds of a ``PricingBasis`` (duck-typed), else the 2.0 defaults."""
+    if basis is None:
+        return dict(DEFAULT_THRESHOLDS)
+    return {
+        "rule": str(basis.deviation_rule),
+        "low": to_decimal(basis.deviation_low) or DEFAULT_THRESHOLDS["low"],
+        "high": to_decimal(basis.deviation_high) or DEFAULT_THRESHOLDS["high"],
+        "special": to_decimal(basis.deviation_special) or DEFAULT_THRESHOLDS["special"],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +129,15 @@ def _safe(text: str) -> Markup:
     return Markup(text)
 
 
-def _make_env(finalize) -> SandboxedEnvironment:
+def _make_env(finalize, partials: Mapping[str, str] | None = None) -> SandboxedEnvironment:
+    """A sandboxed environment; ``partials`` are the snippets templates ``{% include %}`` by name."""
     env = SandboxedEnvironment(
         autoescape=True,
         finalize=finalize,
         undefined=ChainableUndefined,
         trim_blocks=True,
         keep_trailing_newline=False,
+        loader=DictLoader(dict(partials or {})),
     )
     env.filters["money"] = lambda v: _safe(format_money(v))
     env.filters["percent"] = lambda v, places=1: _safe(format_percent(v, places))
@@ -96,10 +155,6 @@ def _finalize_summary(value: Any) -> Any:
     if value is None:
         return ""
     return Markup(plain_text(value))  # Markup so autoescape keeps the text as is
-
-
-_DETAIL_ENV = _make_env(_finalize_detail)
-_SUMMARY_ENV = _make_env(_finalize_summary)
 
 
 _LIST_ITEM = re.compile(r"^(?:[-*+] |\d+\. )")
@@ -135,6 +190,22 @@ def _tidy_markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def _limit(value: Any) -> Decimal | str | None:
+    """A band limit: a number, or the name of a deviation threshold."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in THRESHOLD_NAMES:
+        return value
+    number = to_decimal(value)
+    if number is None:
+        raise ValueError(f"limit {value!r} is neither a number nor one of {', '.join(THRESHOLD_NAMES)}")
+    return number
+
+
+def _text_values(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): v for k, v in raw.items() if isinstance(v, str)}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
         return tomllib.load(handle)
@@ -161,9 +232,23 @@ class CardTemplates:
                     self._problem(f"{override_path}: {exc}; using the built-in {name}.toml")
             self._builtin[name] = builtin
             config[name] = merged
+        # Partials (``partials.toml``) are shared snippets; the built-in texts render with the built-in
+        # partials, so a broken hospital partial falls back together with the template using it.
+        builtin_partials = _text_values(self._builtin["partials"])
+        merged_partials = _text_values(config["partials"])
+        envs = {
+            "summary": (
+                _make_env(_finalize_summary, merged_partials),
+                _make_env(_finalize_summary, builtin_partials),
+            ),
+            "detail": (
+                _make_env(_finalize_detail, merged_partials),
+                _make_env(_finalize_detail, builtin_partials),
+            ),
+        }
         for kind in CARD_KINDS:
-            for part, env in (("summary", _SUMMARY_ENV), ("detail", _DETAIL_ENV)):
-                builtin_template = env.from_string(self._builtin[kind][part])
+            for part, (env, builtin_env) in envs.items():
+                builtin_template = builtin_env.from_string(self._builtin[kind][part])
                 self._fallback[(kind, part)] = builtin_template
                 source = config[kind].get(part)
                 try:
@@ -194,35 +279,47 @@ class CardTemplates:
 
         return convert(raw)
 
-    def _load_bands(self, raw: Mapping[str, Any]) -> tuple[list[Band], Decimal]:
-        bands: list[Band] = []
+    def _load_bands(self, raw: Mapping[str, Any]) -> tuple[list[BandSpec], Decimal]:
+        bands: list[BandSpec] = []
         for entry in raw.get("band", []):
             try:
+                below, upto = _limit(entry.get("below")), _limit(entry.get("upto"))
+                rules = entry.get("rules", ())
                 bands.append(
-                    Band(
+                    BandSpec(
                         key=str(entry["key"]),
                         label=str(entry.get("label", entry["key"])),
                         meaning=str(entry.get("meaning", "")),
-                        below=to_decimal(entry.get("below")),
-                        upto=to_decimal(entry.get("upto")),
+                        discharge_label=str(entry.get("discharge_label", "")),
+                        discharge_meaning=str(entry.get("discharge_meaning", "")),
+                        below=below,
+                        upto=upto,
+                        rules=tuple(str(r) for r in ([rules] if isinstance(rules, str) else rules)),
                     )
                 )
-            except (KeyError, TypeError) as exc:
-                self._problem(f"bands.toml: a band lacks {exc}; band skipped")
+            except (KeyError, TypeError, ValueError) as exc:
+                self._problem(
+                    f"bands.toml: band {entry.get('key', '?')!r} is not usable ({exc}); band skipped"
+                )
         warning = to_decimal(raw.get("indicator", {}).get("warning_ratio"))
         return bands, warning if warning is not None else Decimal(1)
 
     # -- queries ---------------------------------------------------------------------------------
 
-    def band_for(self, ratio: object) -> Band | None:
-        """The band of a projected/reference ratio (None when the ratio is unknown)."""
+    def band_for(self, ratio: object, basis: Any = None, kind: str = "order_sign") -> Band | None:
+        """The band of a cost/standard ratio (None when the ratio is unknown), with its limits at the
+        region's deviation thresholds (``basis``: a ``PricingBasis``; default the 2.0 rule) and its
+        wording for the card ``kind`` (the coder's card at discharge, else the doctor's)."""
         value = to_decimal(ratio)
         if value is None:
             return None
-        for band in self.bands:
+        thresholds = thresholds_of(basis)
+        applicable = [spec for spec in self.bands if not spec.rules or thresholds["rule"] in spec.rules]
+        bands = [spec.resolve(thresholds, kind == DISCHARGE) for spec in applicable]
+        for band in bands:
             if band.contains(value):
                 return band
-        return self.bands[-1] if self.bands else None
+        return bands[-1] if bands else None
 
     def cost_notes(self, so_far: Any = None, orders: Any = None) -> list[str]:
         """Why the cost figures are estimates, from costing results (``CostSoFar``/``OrderCost``,
@@ -255,13 +352,13 @@ class CardTemplates:
         card also when a settlement-list error or an inadmissible current principal is found."""
         position = getattr(view, "position", None)
         ratio = position.ratio if position is not None else None
-        if kind == "discharge":
+        if kind == DISCHARGE:
             ratio = position.ratio_before_orders if position is not None else None
             if any(c.level == "error" for c in getattr(view, "checks", [])):
                 return "warning"
             if any(o.current and not o.admissible for o in getattr(view, "principal_options", [])):
                 return "warning"
-            if getattr(view, "group", None) is None:
+            if getattr(view, "group", None) is None or getattr(view, "procedure_check", None) is not None:
                 return "warning"
         if ratio is not None and ratio > self.warning_ratio:
             return "warning"
@@ -280,8 +377,8 @@ class CardTemplates:
         position = context.get("position")
         ratio = None
         if position is not None:
-            ratio = position.ratio_before_orders if kind == "discharge" else position.ratio
-        context["band"] = self.band_for(ratio)
+            ratio = position.ratio_before_orders if kind == DISCHARGE else position.ratio
+        context["band"] = self.band_for(ratio, context.get("basis"), kind)
         context["labels"] = self.labels
         context["view"] = view
         return context

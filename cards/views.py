@@ -23,6 +23,33 @@ class GroupView:
     avg_los: Decimal | None = None  # average length of stay of the group (catalog statistics)
     case_count: int | None = None  # cases behind the group's statistics
     estimate: bool = False  # grouped from uncertain input (mapped / text-only codes) → label as estimate
+    procedure_label: str = ""  # the group's procedures (or its procedure type) in words; "" = 保守治疗
+
+
+@dataclass(frozen=True, slots=True)
+class PricingBasis:
+    """What a payment standard was computed with, so the card can say which inputs were the
+    patient's own and which were defaults (DIP-RULES.md §3–§5).
+
+    ``insurance_source``: ``coverage`` (the patient's FHIR Coverage), ``default`` (the hospital's
+    configured insurance type) or ``unknown``. ``point_value_kind``: ``budget`` | ``settlement`` |
+    ``catalog_estimate`` | None (no point value). The deviation thresholds are the region's
+    (2.0 or 3.0 rule); the cards' cost bands are drawn at them."""
+
+    insurance_type: str | None = None  # 职工 | 居民 | None
+    insurance_source: str = "unknown"
+    insurance_detail: str = ""  # how the Coverage named it, e.g. 职工基本医疗保险
+    point_value: Decimal | None = None
+    point_value_kind: str | None = None
+    hospital_coefficient: Decimal = Decimal(1)
+    hospital_coefficient_configured: bool = True
+    hospital_coefficient_source: str = ""
+    aux_coefficient: Decimal | None = None  # 辅助分型系数 (age, ICU days, severity…), 1 when none applies
+    aux_reason: str = ""
+    deviation_rule: str = "2.0"
+    deviation_low: Decimal = Decimal("0.5")
+    deviation_high: Decimal = Decimal(2)
+    deviation_special: Decimal = Decimal(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +103,8 @@ class UnpricedOrderView:
 
 @dataclass(frozen=True, slots=True)
 class GroupChangeView:
-    """A draft operation moves the stay to another group."""
+    """A draft operation (手术/介入) becomes the stay's principal procedure and the predicted group
+    changes. Cards name it in neutral words; ``before`` is there for templates that want it."""
 
     before: GroupView | None
     after: GroupView
@@ -96,20 +124,24 @@ class OrderSignView:
     priced_order_count: int = 0
     unpriced_orders: list[UnpricedOrderView] = field(default_factory=list)
     estimate_notes: list[str] = field(default_factory=list)  # why this is an estimate
+    basis: PricingBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EncounterStartView:
-    """encounter-start planning card: the groups the admitting diagnosis can lead to."""
+    """encounter-start planning card: the pathways the admitting diagnosis usually takes — the 保守
+    group and the most common procedure groups by the region's case count, with their average
+    length of stay; never a list ordered by payment."""
 
     catalog_label: str
     diagnosis_code: str
     diagnosis_name: str = ""
     yamu: str = ""
-    conservative: GroupView | None = None  # the 保守 group of the 亚目
-    procedure_groups: list[GroupView] = field(default_factory=list)  # most common first
-    comprehensive: GroupView | None = None  # fallback 类目 group for other procedures
+    pathways: list[GroupView] = field(default_factory=list)  # 保守 and procedure groups, most cases first
+    other_operations: GroupView | None = None  # the 类目's comprehensive surgery group
+    case_total: int | None = None  # cases of every group of the 亚目 (the share's denominator)
     estimate_notes: list[str] = field(default_factory=list)
+    basis: PricingBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +179,29 @@ class CheckView:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcedureChoice:
+    """One procedure taken as the principal one, and the group the stay then gets."""
+
+    code: str
+    name: str = ""
+    type_name: str = ""  # 手术 / 介入 / 治疗性操作 / 诊断性操作
+    group: GroupView | None = None
+    ungrouped_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureOrderCheck:
+    """The coded principal procedure may be the wrong one (主要手术操作选择可能不当): a later-listed
+    procedure is of a higher type or is the 主操作 of a core group the coded one is not. Both
+    groupings side by side; grouping itself never re-orders the coder's list."""
+
+    coded: ProcedureChoice
+    alternative: ProcedureChoice
+    reasons: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # further later-listed candidates (code name)
+
+
+@dataclass(frozen=True, slots=True)
 class DischargeView:
     """encounter-discharge card for the coder."""
 
@@ -159,6 +214,10 @@ class DischargeView:
     checks: list[CheckView] = field(default_factory=list)
     position: CostPosition | None = None
     estimate_notes: list[str] = field(default_factory=list)
+    procedure_check: ProcedureOrderCheck | None = None
+    principal_suggestion: PrincipalOption | None = None  # the one change the 填写规范 make compliant
+    principal_suggestion_reason: str = ""
+    basis: PricingBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +231,7 @@ class PatientStatusView:
     admitted_on: str | None = None  # date text
     los_days: int | None = None
     estimate_notes: list[str] = field(default_factory=list)
+    basis: PricingBasis | None = None
 
 
 def position_from(reference: Decimal | None, so_far=None, orders=None) -> CostPosition:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,15 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service import metrics
 from cds_service.appdata import AppData, install
-from cds_service.config import Settings, load_settings
+from cds_service.body import TIMED_OUT, TOO_LARGE, BufferedBody
+from cds_service.config import (
+    SANDBOX_ISSUER,
+    ConfigError,
+    Settings,
+    check_bind,
+    cross_section_problems,
+    load_settings,
+)
 from cds_service.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -30,18 +40,20 @@ from cds_service.errors import (
     NotReady,
     PayloadTooLarge,
     PreconditionFailed,
+    RequestTimeout,
     ServiceError,
     UnsupportedMediaType,
     flatten_messages,
     operation_outcome,
 )
-from cds_service.feedback import FeedbackStore, default_database_url
+from cds_service.feedback import FeedbackStore, ReasonDisplay, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
 from cds_service.logging_setup import configure_logging
+from cds_service.outbound import Allowlist, CanonicalUrl, NotAllowed, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
 from cds_service.prefetch import Status, resolve
-from cds_service.registry import HookRequest, ServiceDefinition
+from cds_service.registry import HookRequest, ServiceDefinition, ServiceRegistry
 from cds_service.responses import build_response
 from cds_service.schemas import CONTEXT_SCHEMAS, FeedbackRequestSchema, HookRequestSchema
 from cds_service.security import AuthError, JwtVerifier
@@ -53,6 +65,9 @@ STATE_KEY = "dip_cds.state"
 _HOOK_SCHEMA = HookRequestSchema()
 _CONTEXT_SCHEMAS = {hook: cls() for hook, cls in CONTEXT_SCHEMAS.items()}
 _FEEDBACK_SCHEMA = FeedbackRequestSchema()
+# "\ud800" is valid JSON syntax but no Unicode text: it cannot be stored, logged or answered
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ServiceState:
@@ -66,8 +81,32 @@ class ServiceState:
         self.data = AppData(home, settings, plugins.loaders())
         self.events = plugins.event_bus(self.data)
         self.verifier = JwtVerifier(settings.security) if settings.security.jwt == "required" else None
+        self.fhir_servers = _fhir_allowlists(settings)
         self.feedback = FeedbackStore(settings.feedback.database_url or default_database_url(home))
         self.discovery = json.dumps(self.registry.discovery_document(), ensure_ascii=False).encode()
+        self._preloaded = False
+        self._preload_lock = threading.Lock()
+
+    def preload_once(self) -> list[str]:
+        """Load every plugin's data the first time only (a failed loader is retried lazily later)."""
+        if self._preloaded:
+            return []
+        with self._preload_lock:
+            if self._preloaded:
+                return []
+            problems = _load_all(self.data)
+            self._preloaded = True
+            return problems
+
+
+def _fhir_allowlists(settings: Settings) -> dict[str | None, Allowlist]:
+    """Which FHIR servers a caller may name: per JWT issuer its ``fhir_servers``, else the global
+    ``prefetch.allowed_fhir_servers``, else loopback only. Key ``None``: callers without a JWT."""
+    default = Allowlist(settings.prefetch.allowed_fhir_servers)
+    lists: dict[str | None, Allowlist] = {None: default}
+    for iss, issuer in settings.security.trusted_issuers().items():
+        lists[iss] = Allowlist(issuer.fhir_servers) if issuer.fhir_servers else default
+    return lists
 
 
 def _state() -> ServiceState:
@@ -99,12 +138,31 @@ def _json_body() -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {msg}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    if _ESCAPED_SURROGATE.search(raw) and _has_lone_surrogate(body):
+        raise BadRequest("malformed JSON: a string contains an unpaired surrogate (\\ud800-\\udfff)")
     return body
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _audience() -> str:
-    base = _state().settings.server.public_base_url
-    return f"{base.rstrip('/')}{request.path}" if base else request.base_url
+    """The configured public URL + path; never derived from the request's Host header (the start
+    refuses ``jwt = "required"`` without ``server.public_base_url``)."""
+    base = _state().settings.server.public_base_url or ""
+    return f"{base.rstrip('/')}{request.path}"
 
 
 def _authenticate() -> Response | None:
@@ -113,7 +171,11 @@ def _authenticate() -> Response | None:
     if verifier is None:
         return None
     try:
-        verifier.verify(request.headers.get("Authorization"), _audience())
+        claims = verifier.verify(request.headers.get("Authorization"), _audience())
+        if claims["iss"] == SANDBOX_ISSUER and not is_loopback_host(request.remote_addr):
+            # anyone can sign with the Sandbox's published key: only a browser on this machine counts
+            raise AuthError("sandbox token from a non-loopback client")
+        g.issuer = claims["iss"]
         return None
     except AuthError as exc:
         metrics.AUTH_FAILURES.labels(exc.reason.split(" (")[0]).inc()
@@ -128,7 +190,20 @@ def _service(service_id: str) -> ServiceDefinition:
     return svc
 
 
-def _validate_hook_request(svc: ServiceDefinition, body: dict[str, Any]) -> tuple[dict, dict]:
+def _fhir_server(url: str) -> CanonicalUrl:
+    """The canonical form of ``fhirServer`` when the caller (its JWT issuer) may name it."""
+    allowlist = _state().fhir_servers.get(g.get("issuer"))
+    try:
+        if allowlist is None:  # every trusted issuer has a list: never fall back to "anything"
+            raise NotAllowed("no list")
+        return allowlist.check(url)
+    except NotAllowed:
+        raise UrlError("not an allowed FHIR server for this client") from None
+
+
+def _validate_hook_request(
+    svc: ServiceDefinition, body: dict[str, Any]
+) -> tuple[dict, dict, CanonicalUrl | None]:
     problems: list[str] = []
     data: dict[str, Any] = {}
     try:
@@ -146,12 +221,15 @@ def _validate_hook_request(svc: ServiceDefinition, body: dict[str, Any]) -> tupl
     if isinstance(hook, str) and hook and hook != svc.hook:
         problems.append(f"hook: service {svc.id} answers {svc.hook!r}, not {hook!r}")
     server = body.get("fhirServer")
-    allowed = _state().settings.prefetch.allowed_fhir_servers
-    if allowed and isinstance(server, str) and not any(server.startswith(p) for p in allowed):
-        problems.append("fhirServer: not an allowed FHIR server for this service")
+    fhir_server = None
+    if isinstance(server, str) and server:
+        try:
+            fhir_server = _fhir_server(server)
+        except UrlError as exc:
+            problems.append(f"fhirServer: {exc}")
     if problems:
         raise BadRequest(problems)
-    return data, context
+    return data, context, fhir_server
 
 
 # ----------------------------------------------------------------------------- views
@@ -161,23 +239,28 @@ def _discovery() -> Response:
     return Response(_state().discovery, 200, mimetype="application/json")
 
 
-def _invoke(service_id: str) -> Response:
-    svc = _service(service_id)
-    g.service = svc.id
-    denied = _authenticate()
-    if denied is not None:
-        return denied
-    data, context = _validate_hook_request(svc, _json_body())
+def invoke_service(
+    svc: ServiceDefinition, body: dict[str, Any], channel: str = "cds-hooks"
+) -> dict[str, Any]:
+    """One hook call after authentication: validation → prefetch → handler → the response body.
+
+    Shared by ``POST /cds-services/{id}`` and other channels into the same services (the browser
+    plugin API), so every way in gets the same checks, the same prefetch rules and the same cards;
+    ``channel`` tells the handler (and the ``assessment`` event it publishes) which way it came.
+    Raises :class:`ServiceError` (400, 412, …) like the endpoint answers.
+    """
+    data, context, fhir_server = _validate_hook_request(svc, body)
     g.hook_instance = data["hookInstance"]
     state = _state()
     settings = state.settings
+    # The reference data is loaded before the clock starts: the prefetch budget is for the FHIR
+    # server, and a cold process must not spend it (it would miss the stay lookups).
+    state.preload_once()
     deadline = time.monotonic() + settings.prefetch.deadline_seconds
     auth = data.get("fhirAuthorization")
     client = (
-        FhirClient(
-            data["fhirServer"], auth.get("access_token") if auth else None, settings.prefetch, deadline
-        )
-        if data.get("fhirServer")
+        FhirClient(fhir_server, auth.get("access_token") if auth else None, settings.prefetch, deadline)
+        if fhir_server is not None
         else None
     )
     g.fhir_client = client
@@ -206,12 +289,37 @@ def _invoke(service_id: str) -> Response:
         fhir=client,
         fhir_authorization=auth,
         extension=data.get("extension"),
+        deadline=deadline,
+        channel=channel,
     )
     for key, outcome in failed.items():
         hook_request.notes.append(f"预取数据 {key} 不可用 / prefetch {key} unavailable ({outcome.reason})")
-    body = build_response(svc.id, svc.handler(hook_request))
+    return build_response(svc.id, svc.handler(hook_request))
+
+
+def _invoke(service_id: str) -> Response:
+    svc = _service(service_id)
+    g.service = svc.id
+    denied = _authenticate()
+    if denied is not None:
+        return denied
+    body = invoke_service(svc, _json_body())
     g.cards = len(body["cards"])
     return _json_response(body)
+
+
+def store_feedback(service_id: str, body: dict[str, Any]) -> dict[str, int]:
+    """Validate and store a CDS Hooks feedback body for ``service_id`` (idempotent); shared by channels."""
+    svc = _service(service_id)
+    try:
+        data = _FEEDBACK_SCHEMA.load(body)
+    except ValidationError as exc:
+        raise BadRequest(flatten_messages(exc.messages)) from None
+    stored, duplicates = _state().feedback.store(svc.id, data["feedback"], _reason_display(svc))
+    for item in data["feedback"]:
+        metrics.FEEDBACK.labels(svc.id, item["outcome"], "yes").inc()
+    log.info("feedback stored", extra={"service": svc.id, "stored": stored, "duplicates": duplicates})
+    return {"stored": stored, "duplicates": duplicates}
 
 
 def _feedback(service_id: str) -> Response:
@@ -220,16 +328,7 @@ def _feedback(service_id: str) -> Response:
     denied = _authenticate()
     if denied is not None:
         return denied
-    body = _json_body()
-    try:
-        data = _FEEDBACK_SCHEMA.load(body)
-    except ValidationError as exc:
-        raise BadRequest(flatten_messages(exc.messages)) from None
-    stored, duplicates = _state().feedback.store(svc.id, data["feedback"])
-    for item in data["feedback"]:
-        metrics.FEEDBACK.labels(svc.id, item["outcome"], "yes").inc()
-    log.info("feedback stored", extra={"service": svc.id, "stored": stored, "duplicates": duplicates})
-    return _json_response({"stored": stored, "duplicates": duplicates})
+    return _json_response(store_feedback(svc.id, _json_body()))
 
 
 def _parse_time(name: str) -> datetime | None:
@@ -241,16 +340,38 @@ def _parse_time(name: str) -> datetime | None:
     except ValueError:
         raise BadRequest(f"{name}: not an ISO-8601 date/time") from None
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+    except OverflowError:
+        raise BadRequest(f"{name}: date/time out of range") from None
     return parsed
 
 
 def _feedback_summary(service_id: str) -> Response:
     svc = _service(service_id)
     g.service = svc.id
-    return _json_response(_state().feedback.summary(svc.id, _parse_time("since"), _parse_time("until")))
+    summary = _state().feedback.summary(
+        svc.id, _parse_time("since"), _parse_time("until"), _reason_display(svc)
+    )
+    return _json_response(summary)
+
+
+def _reason_display(svc: ServiceDefinition) -> ReasonDisplay:
+    """The display of an override reason the service offers; a failing plugin costs the display,
+    never the feedback."""
+    data = _state().data
+
+    def display(system: str | None, code: str | None) -> str | None:
+        try:
+            return svc.reason_display(data, system, code)
+        except Exception as exc:  # noqa: BLE001 - plugin code; the feedback is stored regardless
+            log.warning(
+                "override reasons unavailable", extra={"service": svc.id, "error": type(exc).__name__}
+            )
+            return None
+
+    return display
 
 
 def _healthz() -> Response:
@@ -273,6 +394,39 @@ def _readyz() -> Response:
 def _metrics() -> Response:
     payload, content_type = metrics.exposition()
     return Response(payload, 200, content_type=content_type)
+
+
+# ----------------------------------------------------------------------------- for other channels
+# Other ways into the same services (the browser plugin API) authenticate and read bodies exactly as
+# the hook endpoints do, through these.
+
+
+def read_json_body() -> dict[str, Any]:
+    """The request's JSON object, or the 400/415 the hook endpoints answer."""
+    return _json_body()
+
+
+def request_audience() -> str:
+    """The JWT ``aud`` this request must carry: ``server.public_base_url`` + path, else the URL called."""
+    return _audience()
+
+
+def jwt_verifier() -> JwtVerifier | None:
+    """The CDS-client JWT verifier, ``None`` when ``security.jwt = "off"``."""
+    return _state().verifier
+
+
+def service_settings() -> Settings:
+    return _state().settings
+
+
+def service_registry() -> ServiceRegistry:
+    """The services this app answers."""
+    return _state().registry
+
+
+def service_home() -> Path:
+    return _state().home
 
 
 # ----------------------------------------------------------------------------- error handling + telemetry
@@ -319,6 +473,10 @@ def _fhir_reads() -> int | None:
 
 def _before() -> None:
     g.started = time.perf_counter()
+    if request.environ.get(TOO_LARGE):
+        raise PayloadTooLarge("request body too large")
+    if request.environ.get(TIMED_OUT):
+        raise RequestTimeout("request body not received in time")
 
 
 def _after(response: Response) -> Response:
@@ -364,19 +522,56 @@ def _after(response: Response) -> Response:
 # ----------------------------------------------------------------------------- factory
 
 
+def _startup_warnings(settings: Settings) -> None:
+    sec = settings.security
+    if sec.jwt == "required" and sec.trust_sandbox:
+        log.warning(
+            "SECURITY: security.trust_sandbox = true: tokens signed with the CDS Hooks Sandbox's "
+            "PUBLISHED private key are accepted (from loopback clients only). For trying the Sandbox "
+            "on this machine, never in production."
+        )
+    if sec.jwt == "required" and not sec.redis_url:
+        log.warning(
+            "JWT replay (jti) cache is in-process: correct only with ONE worker process; "
+            "set security.redis_url when running several workers or instances"
+        )
+    if not settings.prefetch.allowed_fhir_servers:
+        open_issuers = [i.iss for i in sec.trusted_issuers().values() if not i.fhir_servers]
+        if sec.jwt == "off" or open_issuers:
+            log.warning(
+                "FHIR servers restricted to loopback (127.0.0.1, ::1, localhost) for %s: set "
+                "prefetch.allowed_fhir_servers or [[security.issuers]] fhir_servers to reach others",
+                "every caller (JWT off)" if sec.jwt == "off" else ", ".join(open_issuers),
+            )
+
+
 def create_app(
-    settings: Settings | None = None, home: str | Path | None = None, plugins: Iterable[Plugin] | None = None
+    settings: Settings | None = None,
+    home: str | Path | None = None,
+    plugins: Iterable[Plugin] | None = None,
+    *,
+    bind_host: str | None = None,
 ) -> Flask:
     """Build the service with ``plugins`` (default: the installed ones, see :mod:`cds_service.plugins`).
     ``settings`` default: ``load_settings`` (TOML + env) for the ``home``, validated against the
-    sections of the same plugins."""
+    sections of the same plugins. ``bind_host``: the interface the server listens on, when the
+    caller knows it (``dip-cds serve``); settings unsafe there raise :class:`ConfigError`."""
     home_path = resolve_home(home)
     plugin_set = PluginSet(discover() if plugins is None else plugins)
     settings = settings if settings is not None else load_settings(home=home_path, plugins=plugin_set)
+    problems = cross_section_problems(settings.server, settings.security)  # also for hand-built Settings
+    if problems:
+        raise ConfigError(problems)
+    check_bind(settings, bind_host)
     configure_logging(settings.logging.level, settings.logging.json)
 
     app = Flask("cds_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    # the whole body, bounded in size and time, before any view runs (slow clients, chunked bodies)
+    server = settings.server
+    app.wsgi_app = BufferedBody(  # type: ignore[method-assign]
+        app.wsgi_app, server.max_body_bytes, server.body_timeout_seconds, server.max_concurrent_requests
+    )
     state = ServiceState(settings, home_path, plugin_set)
     app.extensions[STATE_KEY] = state
     install(app, state.data)
@@ -407,19 +602,17 @@ def create_app(
     app.after_request(_after)
     for blueprint in plugin_set.blueprints():
         app.register_blueprint(blueprint)
-    sec = settings.security
-    if sec.jwt == "required" and not sec.redis_url:
-        log.warning(
-            "JWT replay (jti) cache is in-process: correct only with ONE worker process; "
-            "set security.redis_url when running several workers or instances"
-        )
+    _startup_warnings(settings)
     return app
 
 
 def preload(app: Flask) -> list[str]:
-    """Load every plugin's data now (gunicorn worker start) so the first hook call is fast."""
+    """Load every plugin's data now (a server worker's start) so the first hook call is fast."""
+    return app.extensions[STATE_KEY].preload_once()
+
+
+def _load_all(data: AppData) -> list[str]:
     problems = []
-    data: AppData = app.extensions[STATE_KEY].data
     for name in data.names:
         try:
             data[name]

@@ -79,12 +79,17 @@ class IssuerSettings:
     jwks: tuple[dict[str, Any], ...] = ()  # inline public JWKs
     jwks_url: str | None = None
     tenant: str | None = None
+    # the FHIR servers this issuer's EHR may name in ``fhirServer`` (URL prefixes, matched by scheme,
+    # host, port and path); empty: ``prefetch.allowed_fhir_servers``, else loopback only
+    fhir_servers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     public_base_url: str | None = None  # e.g. https://cds.hospital.cn/dip ; used for JWT ``aud``
     max_body_bytes: int = 5 * 1024 * 1024
+    body_timeout_seconds: float = 10.0  # a request body must arrive within this (slow clients)
+    max_concurrent_requests: int = 1  # per worker process: requests with a body inside the app at once
     preload_data: bool = True
 
 
@@ -117,7 +122,9 @@ class PrefetchSettings:
     retries: int = 1
     retry_backoff_seconds: float = 0.03
     max_concurrency: int = 8
-    allowed_fhir_servers: tuple[str, ...] = ()  # URL prefixes; empty = any (dev only)
+    # FHIR servers any caller may name (URL prefixes: scheme, host, port, path); empty = loopback
+    # only. With JWT, an issuer's own ``fhir_servers`` take precedence.
+    allowed_fhir_servers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,16 @@ class MetricsSettings:
 _http_url = validate.URL(schemes={"http", "https"}, require_tld=False)
 
 
+def _server_url(value: str) -> None:
+    """An allowlist entry: the parse every outbound call uses (no user info, no query, no dot segments)."""
+    from cds_service.outbound import UrlError, UrlRule
+
+    try:
+        UrlRule.parse(value)
+    except UrlError as exc:
+        raise ValidationError(f"{exc}") from None
+
+
 class _IssuerSchema(SectionSchema):
     settings_class = IssuerSettings
     iss = fields.String(required=True, validate=validate.Length(min=1))
@@ -146,6 +163,7 @@ class _IssuerSchema(SectionSchema):
     jwks = fields.Raw()
     jwks_url = fields.String(allow_none=True, validate=_http_url)
     tenant = fields.String(allow_none=True)
+    fhir_servers = fields.List(fields.String(validate=_server_url))
 
     @validates_schema
     def _keys(self, data: dict[str, Any], **_: Any) -> None:
@@ -167,6 +185,7 @@ class _IssuerSchema(SectionSchema):
             jwks=tuple(dict(k) for k in keys or ()),
             jwks_url=data.get("jwks_url"),
             tenant=data.get("tenant"),
+            fhir_servers=tuple(data.get("fhir_servers", ())),
         )
 
 
@@ -174,6 +193,8 @@ class _ServerSchema(SectionSchema):
     settings_class = ServerSettings
     public_base_url = fields.String(allow_none=True, validate=_http_url)
     max_body_bytes = fields.Integer(validate=validate.Range(min=1024))
+    body_timeout_seconds = fields.Float(validate=validate.Range(min=0.5, max=300))
+    max_concurrent_requests = fields.Integer(validate=validate.Range(min=1, max=1000))
     preload_data = fields.Boolean()
 
 
@@ -210,7 +231,7 @@ class _PrefetchSchema(SectionSchema):
     retries = fields.Integer(validate=validate.Range(min=0, max=5))
     retry_backoff_seconds = fields.Float(validate=validate.Range(min=0, max=5))
     max_concurrency = fields.Integer(validate=validate.Range(min=1, max=64))
-    allowed_fhir_servers = fields.List(fields.String(validate=_http_url))
+    allowed_fhir_servers = fields.List(fields.String(validate=_server_url))
 
 
 class _FeedbackSchema(SectionSchema):
@@ -341,10 +362,40 @@ def settings_from_mapping(
             loaded[section] = schema().load(value)
         except ValidationError as exc:
             problems += flatten_messages(exc.messages, section)
+    if not problems:
+        problems += cross_section_problems(loaded["server"], loaded["security"])
     if problems:
         raise ConfigError(problems)
     core = {name: loaded.pop(name) for name in CORE_SECTIONS}
     return Settings(**core, domains=loaded, source=source)
+
+
+def cross_section_problems(server: ServerSettings, security: SecuritySettings) -> list[str]:
+    """Rules that span sections."""
+    problems = []
+    if security.jwt == "required" and not server.public_base_url:
+        # The JWT ``aud`` must be the URL the EHR was configured with, never one derived from the
+        # request's Host header (which the caller chooses: a token minted for another hospital's
+        # service would pass when sent with that Host).
+        problems.append(
+            "server.public_base_url: required when security.jwt = 'required' (the JWT audience is "
+            "this URL + the endpoint path), e.g. https://cds.hospital.cn/dip"
+        )
+    return problems
+
+
+def check_bind(settings: Settings, host: str | None) -> None:
+    """Refuse settings that are unsafe on the interface the service binds to (when it is known)."""
+    from cds_service.outbound import is_loopback_host
+
+    if settings.security.trust_sandbox and host is not None and not is_loopback_host(host):
+        raise ConfigError(
+            [
+                f"security.trust_sandbox: refused on {host}: the CDS Hooks Sandbox's private key is "
+                "public, so anyone who reaches the service could sign an accepted token. Bind to "
+                "127.0.0.1 (or ::1) to try the Sandbox, never on a network interface."
+            ]
+        )
 
 
 def _merge(base: dict[str, Any], over: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -63,6 +63,11 @@ class MethodNotAllowed(ServiceError):
     code = "not-supported"
 
 
+class RequestTimeout(ServiceError):
+    status = 408
+    code = "timeout"
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "too-costly"

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 metadata = MetaData()
+
+# (system, code) of an override reason → its display as the service offers it, or None
+ReasonDisplay = Callable[[str | None, str | None], str | None]
+
+
+def _no_display(_system: str | None, _code: str | None) -> None:
+    return None
+
 
 feedback_table = Table(
     "cds_feedback",
@@ -103,8 +112,11 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             conn.execute(select(func.count()).select_from(feedback_table).limit(1))
 
-    def store(self, service_id: str, items: list[dict[str, Any]]) -> tuple[int, int]:
-        """Insert validated feedback items; returns (stored, duplicates)."""
+    def store(
+        self, service_id: str, items: list[dict[str, Any]], display_of: ReasonDisplay = _no_display
+    ) -> tuple[int, int]:
+        """Insert validated feedback items; returns (stored, duplicates). A reason sent without its
+        display is stored with the display the service offered (``display_of``): what the user saw."""
         stored = duplicates = 0
         now = datetime.now(UTC)
         for item in items:
@@ -119,7 +131,8 @@ class FeedbackStore:
                 else None,
                 "override_system": reason.get("system"),
                 "override_code": reason.get("code"),
-                "override_display": reason.get("display"),
+                "override_display": reason.get("display")
+                or display_of(reason.get("system"), reason.get("code")),
                 "user_comment": (item.get("overrideReason") or {}).get("userComment"),
                 "received_at": now,
             }
@@ -132,9 +145,14 @@ class FeedbackStore:
         return stored, duplicates
 
     def summary(
-        self, service_id: str, since: datetime | None = None, until: datetime | None = None
+        self,
+        service_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        display_of: ReasonDisplay = _no_display,
     ) -> dict[str, Any]:
-        """Counts, accept/override rates and override reasons for one service."""
+        """Counts, accept/override rates and override reasons for one service (reasons stored without
+        a display, e.g. before the service declared its reasons, are named through ``display_of``)."""
         t = feedback_table
         query = select(
             t.c.card_uuid,
@@ -152,11 +170,14 @@ class FeedbackStore:
             rows = conn.execute(query).all()
         outcomes = Counter(r.outcome for r in rows)
         total = len(rows)
-        reasons: Counter[tuple[str | None, str | None, str | None]] = Counter(
+        stored: Counter[tuple[str | None, str | None, str | None]] = Counter(
             (r.override_system, r.override_code, r.override_display)
             for r in rows
             if r.outcome == "overridden" and (r.override_code or r.override_display)
         )
+        reasons: Counter[tuple[str | None, str | None, str | None]] = Counter()
+        for (system, code, display), n in stored.items():
+            reasons[system, code, display or display_of(system, code)] += n
         return {
             "service": service_id,
             "total": total,

@@ -9,74 +9,50 @@ The access token is sent as a Bearer header and never logged or stored.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-import requests
-from requests.adapters import HTTPAdapter
-
+from cds_service import outbound
 from cds_service.config import PrefetchSettings
+from cds_service.outbound import CanonicalUrl, UrlRule, http_session, thread_pool
+
+__all__ = ["FetchError", "FhirClient", "PUBLIC_FAILURE", "http_session", "thread_pool"]
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-
-_lock = threading.Lock()
-_state: dict[str, Any] = {"pid": None, "session": None, "pool": None, "pool_size": 0}
-
-
-def _per_process() -> dict[str, Any]:
-    """Session and thread pool are per worker process (created after gunicorn forks)."""
-    pid = os.getpid()
-    if _state["pid"] != pid:
-        with _lock:
-            if _state["pid"] != pid:
-                session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=16, pool_maxsize=32, max_retries=0)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                session.trust_env = False  # no surprise proxies for in-hospital FHIR servers
-                _state.update(pid=pid, session=session, pool=None, pool_size=0)
-    return _state
-
-
-def http_session() -> requests.Session:
-    return _per_process()["session"]
-
-
-def thread_pool(size: int) -> ThreadPoolExecutor:
-    state = _per_process()
-    if state["pool"] is None or state["pool_size"] != size:
-        with _lock:
-            if state["pool"] is None or state["pool_size"] != size:
-                state["pool"] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dip-cds-fhir")
-                state["pool_size"] = size
-    return state["pool"]
+# What a CDS client is told when a read failed, whatever the cause: a timeout, a refused
+# connection and an HTTP error would otherwise let a caller map the hospital network through
+# ``fhirServer``. The cause goes to the service log.
+PUBLIC_FAILURE = "FHIR 读取失败 / FHIR read failed"
 
 
 class FetchError(Exception):
-    """A FHIR read failed; ``reason`` is safe to log (no URL, no token, no identifiers)."""
+    """A FHIR read failed. ``reason`` (the cause, safe to log: no URL, token or identifier) is for
+    the service log; ``str(exc)`` is :data:`PUBLIC_FAILURE`, what the CDS client may be shown."""
 
     def __init__(self, reason: str, *, status: int | None = None):
         self.reason = reason
         self.status = status
-        super().__init__(reason)
+        super().__init__(PUBLIC_FAILURE)
 
 
 class FhirClient:
-    """Reads from one FHIR server with one token, all bounded by an absolute ``deadline``."""
+    """Reads from one FHIR server with one token, all bounded by an absolute ``deadline``.
+
+    ``base_url`` must already be allowed for the caller (``cds_service.app`` checks it against the
+    JWT issuer's servers); reads stay under it, redirects too (see :mod:`cds_service.outbound`)."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | CanonicalUrl,
         access_token: str | None,
         settings: PrefetchSettings,
         deadline: float,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        base = base_url if isinstance(base_url, CanonicalUrl) else outbound.canonical_url(base_url)
+        self._rule = UrlRule(base.scheme, base.host, base.port, base.path.rstrip("/") + "/")
+        self.base_url = base.geturl().rstrip("/")
         self._token = access_token
         self.settings = settings
         self.deadline = deadline  # time.monotonic() value
@@ -97,68 +73,55 @@ class FhirClient:
 
     def get(self, relative: str) -> dict[str, Any]:
         """GET ``base/relative`` → a FHIR resource dict; raises :class:`FetchError`."""
-        url = f"{self.base_url}/{relative.lstrip('/')}"
-        s = self.settings
         with self._reads_lock:
             self.reads += 1
+        try:
+            url = outbound.canonical_url(f"{self.base_url}/{relative.lstrip('/')}")
+        except outbound.UrlError as exc:
+            raise FetchError(f"refused URL ({exc})") from None
+        if not self._rule.allows(url):
+            raise FetchError("refused URL (outside the FHIR server)")
+        s = self.settings
         last = FetchError("deadline exceeded")
         for attempt in range(s.retries + 1):
-            remaining = self.remaining()
-            if remaining <= 0.005:
-                raise last if attempt else FetchError("deadline exceeded")
-            timeout = (min(s.connect_timeout_seconds, remaining), min(s.read_timeout_seconds, remaining))
+            if self.remaining() <= 0.005:
+                raise last
             try:
-                resp = http_session().get(url, headers=self._headers(), timeout=timeout, stream=True)
-            except requests.Timeout:
-                last = FetchError("timeout")
-            except requests.ConnectionError:
-                last = FetchError("connection failed")
-            except requests.RequestException as exc:
-                raise FetchError(f"request failed ({type(exc).__name__})") from None
+                answer = outbound.get(
+                    url,
+                    headers=self._headers(),
+                    deadline=self.deadline,
+                    connect_timeout=s.connect_timeout_seconds,
+                    read_timeout=s.read_timeout_seconds,
+                    allow=self._rule,
+                )
+            except outbound.OutboundError as exc:
+                if exc.reason not in ("timeout", "connection failed"):
+                    raise FetchError(exc.reason) from None
+                last = FetchError(exc.reason)
             else:
-                try:
-                    if resp.status_code in RETRYABLE_STATUS:
-                        last = FetchError(f"HTTP {resp.status_code}", status=resp.status_code)
-                    elif resp.status_code >= 400:
-                        raise FetchError(f"HTTP {resp.status_code}", status=resp.status_code)
-                    else:
-                        return _json_resource(resp, self.deadline)
-                finally:
-                    resp.close()
+                if answer.status in RETRYABLE_STATUS:
+                    last = FetchError(f"HTTP {answer.status}", status=answer.status)
+                elif answer.status >= 300:
+                    raise FetchError(f"HTTP {answer.status}", status=answer.status)
+                else:
+                    return _json_resource(answer.body)
             backoff = s.retry_backoff_seconds * (2**attempt)
             if attempt < s.retries and self.remaining() > backoff + 0.01:
                 time.sleep(backoff)
         raise last
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        return self.get(f"{resource_type}/{resource_id}")
+        return self.get(f"{resource_type}/{quote(resource_id, safe='')}")
 
     def search(self, resource_type: str, params: dict[str, str] | list[tuple[str, str]]) -> dict[str, Any]:
         return self.get(f"{resource_type}?{urlencode(params)}")
 
 
-def _json_resource(resp: requests.Response, deadline: float) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:  # read1: whatever has arrived, so a trickling server cannot outlast the deadline
-            chunk = resp.raw.read1(65536, decode_content=True)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise FetchError("response too large")
-            if time.monotonic() > deadline:
-                raise FetchError("deadline exceeded")
-    except FetchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - socket, urllib3 protocol/timeout and decoding errors
-        raise FetchError(f"read failed ({type(exc).__name__})") from None
-    body = b"".join(chunks)
+def _json_resource(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise FetchError("invalid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
         raise FetchError("not a FHIR resource")

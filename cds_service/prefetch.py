@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cds_service.config import PrefetchSettings
-from cds_service.fhir_client import FetchError, FhirClient, thread_pool
+from cds_service.fhir_client import PUBLIC_FAILURE, FetchError, FhirClient, thread_pool
 
 log = logging.getLogger("dip_cds.prefetch")
 
@@ -89,6 +89,18 @@ def render(template: str, context: dict[str, Any]) -> str | None:
     return None if missing else rendered
 
 
+def wrong_type(template: str, value: dict[str, Any]) -> str | None:
+    """Why ``value`` cannot be what ``template`` asks for, or None. A read (``Patient/{{…}}``) must
+    be that type; a search (``Condition?…``) a Bundle (or, from sloppy clients, one such resource)."""
+    path, search, _ = template.partition("?")
+    wanted = path.split("/", 1)[0]
+    got = value.get("resourceType")
+    allowed = (wanted, "Bundle") if search else (wanted,)
+    if not wanted or got in allowed:
+        return None
+    return f"resourceType {str(got)[:40]!r}, expected {' or '.join(allowed)}"
+
+
 def _is_operation_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
@@ -114,6 +126,10 @@ def resolve(
     for key, template in templates.items():
         if key in provided and not _is_operation_outcome(provided[key]):
             value = provided[key]  # what the client sent wins, even for a template we could not render
+            problem = wrong_type(template, value) if value is not None else None
+            if problem is not None:  # never silently read an Observation as the Patient
+                outcomes[key] = Outcome(Status.FAILED, f"预取数据类型错误 / wrong {problem}")
+                continue
             values[key] = value
             outcomes[key] = Outcome(Status.NULL if value is None else Status.PROVIDED)
             continue
@@ -127,11 +143,12 @@ def resolve(
         to_fetch[key] = rendered
 
     if to_fetch and client is not None:
-        _fetch_all(to_fetch, client, settings, values, outcomes)
+        _fetch_all(templates, to_fetch, client, settings, values, outcomes)
     return Resolution(values, outcomes, fetched=len(to_fetch))
 
 
 def _fetch_all(
+    templates: Mapping[str, str],
     to_fetch: dict[str, str],
     client: FhirClient,
     settings: PrefetchSettings,
@@ -140,17 +157,20 @@ def _fetch_all(
 ) -> None:
     from cds_service import metrics
 
-    def one(rendered: str) -> tuple[dict[str, Any] | None, str | None, float]:
+    def one(key: str, rendered: str) -> tuple[dict[str, Any] | None, str | None, float]:
         started = time.perf_counter()
         try:
-            return client.get(rendered), None, time.perf_counter() - started
+            value = client.get(rendered)
         except FetchError as exc:
             return None, exc.reason, time.perf_counter() - started
+        problem = wrong_type(templates[key], value)
+        elapsed = time.perf_counter() - started
+        return (None, problem, elapsed) if problem else (value, None, elapsed)
 
     # Always through the pool, even for one key: the wait below is a hard deadline that a
     # server trickling its response byte by byte cannot stretch.
     pool = thread_pool(settings.max_concurrency)
-    futures = {key: pool.submit(one, rendered) for key, rendered in to_fetch.items()}
+    futures = {key: pool.submit(one, key, rendered) for key, rendered in to_fetch.items()}
     wait(futures.values(), timeout=max(client.remaining(), 0) + 0.02)
     results = {}
     for key, fut in futures.items():
@@ -164,7 +184,7 @@ def _fetch_all(
             values[key] = value
             outcomes[key] = Outcome(Status.FETCHED)
             metrics.observe_prefetch("ok", seconds)
-        else:
-            outcomes[key] = Outcome(Status.FAILED, reason)
+        else:  # the cause is logged; the client is told only that the read failed (no network facts)
+            outcomes[key] = Outcome(Status.FAILED, PUBLIC_FAILURE)
             metrics.observe_prefetch("failed", seconds)
             log.warning("prefetch fetch failed", extra={"prefetch_key": key, "reason": reason})

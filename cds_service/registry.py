@@ -35,6 +35,7 @@ HOOKS = ("patient-view", "order-select", "order-sign", "encounter-start", "encou
 
 HandlerResult = list[dict[str, Any]] | dict[str, Any]
 Handler = Callable[["HookRequest"], HandlerResult]
+OverrideReasons = Callable[["AppData"], Iterable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class ServiceDefinition:
     prefetch: Mapping[str, str] = field(default_factory=dict)
     required_prefetch: frozenset[str] = frozenset()
     usage_requirements: str | None = None
+    # the override reasons (Codings) its cards offer, for the data home: feedback that names a reason
+    # by code alone (the CDS Hooks Sandbox sends only code and system) is stored with their display
+    override_reasons: OverrideReasons | None = None
 
     def __post_init__(self) -> None:
         if not self.id or "/" in self.id:
@@ -63,6 +67,16 @@ class ServiceDefinition:
 
     def __call__(self, req: HookRequest) -> HandlerResult:
         return self.handler(req)
+
+    def reason_display(self, app_data: AppData, system: str | None, code: str | None) -> str | None:
+        """The display of the override reason ``code`` (of ``system``, when given) this service offers."""
+        if self.override_reasons is None or not code:
+            return None
+        for reason in self.override_reasons(app_data):
+            if reason.get("code") == code and system in (None, reason.get("system")):
+                display = reason.get("display")
+                return display if isinstance(display, str) else None
+        return None
 
     def discovery(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -87,6 +101,7 @@ def cds_service(
     prefetch: Mapping[str, str] | None = None,
     required_prefetch: Iterable[str] = (),
     usage_requirements: str | None = None,
+    override_reasons: OverrideReasons | None = None,
 ) -> Callable[[Handler], ServiceDefinition]:
     """Declare ``handler`` as the CDS service ``id`` answering ``hook`` (checked here, at import)."""
 
@@ -100,6 +115,7 @@ def cds_service(
             prefetch=dict(prefetch or {}),
             required_prefetch=frozenset(required_prefetch),
             usage_requirements=usage_requirements,
+            override_reasons=override_reasons,
         )
 
     return declare
@@ -157,6 +173,10 @@ class HookRequest:
     fhir_authorization: dict[str, Any] | None = field(default=None, repr=False)  # never log
     extension: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # degradation notes a handler may show on a card
+    # the request's absolute deadline (``time.monotonic()``) for every outbound call: the FHIR
+    # client's, and the one a handler passes to other systems (e.g. a HIS endpoint)
+    deadline: float | None = None
+    channel: str = "cds-hooks"  # how the call came in: "cds-hooks", "plugin" (the browser panel's API), …
 
     @property
     def patient_id(self) -> str:
@@ -206,10 +226,14 @@ def unpack(resource: Any) -> list[dict[str, Any]]:
         return []
     if resource.get("resourceType") == "Bundle":
         out = []
-        for entry in resource.get("entry") or []:
-            res = entry.get("resource") if isinstance(entry, dict) else None
+        entries = resource.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            res = entry.get("resource")
             # searchset "include"/"outcome" entries are not matches of the query
-            mode = (entry.get("search") or {}).get("mode") if isinstance(entry, dict) else None
+            search = entry.get("search")
+            mode = search.get("mode") if isinstance(search, dict) else None
             if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and mode in (None, "match"):
                 out.append(res)
         return out

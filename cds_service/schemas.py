@@ -153,12 +153,24 @@ class AcceptedSuggestionSchema(_Lenient):
     id = fields.String(required=True, validate=_ID)
 
 
+class _UtcDateTime(fields.AwareDateTime):
+    """An aware date/time that exists in UTC (``0001-01-01T00:00:00+14:00`` does not)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("date/time out of range") from None
+        return result
+
+
 class FeedbackItemSchema(_Lenient):
     card = fields.String(required=True, validate=_ID)
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestionSchema), load_default=list)
     overrideReason = fields.Nested(OverrideReasonSchema, load_default=None, allow_none=True)
-    outcomeTimestamp = fields.AwareDateTime(required=True, default_timezone=UTC)
+    outcomeTimestamp = _UtcDateTime(required=True, default_timezone=UTC)
 
 
 class FeedbackRequestSchema(_Lenient):

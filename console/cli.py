@@ -119,13 +119,13 @@ def register(main: click.Group) -> None:
     @click.option("--seed", default=20261203, show_default=True, type=int)
     @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 32))
     def demo_traffic(url, days, beds, seed, workers) -> None:
-        """Replay a ward's simulated week of hook calls (and card feedback) against a running service."""
+        """Replay a ward's simulated week of hook and plugin calls (and card feedback) against a running service."""
         from console.demo_traffic import replay
 
         summary = replay(url.rstrip("/"), days=days, beds=beds, seed=seed, workers=workers)
         click.echo(
-            f"sent {summary['calls']} hook calls ({summary['failed']} failed) and {summary['feedback']} feedback "
-            f"items for {summary['stays']} stays"
+            f"sent {summary['calls']} calls ({summary['plugin']} of them plugin checks; {summary['failed']} "
+            f"failed) and {summary['feedback']} feedback items for {summary['stays']} stays"
         )
         if summary["failed"]:
             raise SystemExit(1)

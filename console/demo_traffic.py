@@ -4,9 +4,13 @@ Stays are admitted over the week in four departments (respiratory, neurology, ca
 surgery; two doctors each), with diagnoses and operations that group in the sample catalog. Each
 simulated day every open stay gets a chart opening (patient-view) and orders signed (order-sign)
 while its charges grow towards a per-stay cost level (some stays end far over their standard);
-admissions call encounter-start and discharges encounter-discharge. Doctors answer some cards with
-CDS Hooks feedback (accepted, or overridden with a reason). The service computes every card — the
-console then shows what the service really answered. The data is fictitious (no names at all).
+admissions call encounter-start and discharges encounter-discharge. A third of the order signing
+comes through the browser plugin's API (``/plugin/v1/check``, as a HIS without a CDS Hooks client
+sends it); the rest through CDS Hooks, to the 医保智能审核 service as well when the service offers it.
+Some orders break a rule of the sample 智能审核 rule set (a drug for children ordered for an adult, an
+examination limited to the other sex). Doctors answer some cards with feedback (accepted, or
+overridden with a reason). The service computes every card — the console then shows what the
+service really answered. The data is fictitious (no names at all).
 
 The simulated days are compressed into one replay: the admission and charge dates are the week's,
 the times the console records are when the service answered.
@@ -27,6 +31,10 @@ import requests
 YB_DX = "http://www.nhsa.gov.cn/CodeSystem/icd10-yb2.0"
 YB_PX = "http://www.nhsa.gov.cn/CodeSystem/icd9cm3-yb2.0"
 CHARGE_SYSTEM = "http://hospital.example.cn/CodeSystem/charge-item"
+DRUG_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/medical-insurance-drug"  # 医保药品代码
+ITEM_SYSTEM = "http://www.nhsa.gov.cn/CodeSystem/medical-service-item"  # 医疗服务项目代码
+AUDIT_SERVICE = "yb-audit-order-sign"
+PLUGIN = "plugin"  # the call goes to /plugin/v1/check instead of a hook endpoint
 FEE_CATEGORY = "http://dip-cds.example.cn/fhir/StructureDefinition/fee-category"
 
 # department code, name, doctors, cases: (diagnosis, name, operation or None, typical cost in yuan)
@@ -48,9 +56,19 @@ DAILY_ITEMS = (  # (code, name, fee category, share of the day's charges)
     ("MAT-001", "卫生材料费", "08", Decimal("0.20")),
 )
 ORDERABLE = (("250305001", "C反应蛋白测定"), ("87.4101", "胸部CT检查"), ("220600001", "彩色多普勒超声检查"))
-OVERRIDE = {
-    "order-sign": (("clinically-necessary", "临床需要，继续执行"), ("cost-data-wrong", "费用数据有误")),
-    "encounter-discharge": (("coding-confirmed", "编码已核对，保持不变"),),
+# orders the sample 智能审核 rules forbid for the demo's adult patients: (gender it is ordered for,
+# resource type, system, national code, name); None = any gender
+RULE_BREAKING = (
+    (None, "MedicationRequest", DRUG_SYSTEM, "ZA04CAE0023010100166", "儿童清肺口服液"),  # 限定年龄对象 儿童
+    ("female", "ServiceRequest", ITEM_SYSTEM, "002101030280000", "阴茎海绵体造影"),  # 限定性别 男
+    ("male", "ServiceRequest", ITEM_SYSTEM, "002101030300000", "子宫造影"),  # 限定性别 女
+)
+RULE_BREAKING_SHARE = 0.2
+PLUGIN_SHARE = 1 / 3
+OVERRIDE = {  # when a card carries no override reasons of its own
+    "dip-order-sign": (("clinically-necessary", "临床需要，继续执行"), ("cost-data-wrong", "费用数据有误")),
+    "dip-encounter-discharge": (("coding-confirmed", "编码已核对，保持不变"),),
+    AUDIT_SERVICE: (("self-pay-informed", "临床必需，已告知患者自费"),),
 }
 
 
@@ -230,27 +248,33 @@ def _request(
 def _orders(stay: DemoStay, day: date, rng: random.Random) -> list[dict[str, Any]]:
     orders = []
     if stay.operation and day == stay.admitted:
-        orders.append((stay.operation, "手术", YB_PX))
+        orders.append(("ServiceRequest", stay.operation, "手术", YB_PX))
     for code, name in rng.sample(ORDERABLE, rng.randint(1, 2)):
-        orders.append((code, name, CHARGE_SYSTEM))
-    return [
-        {
-            "resourceType": "ServiceRequest",
+        orders.append(("ServiceRequest", code, name, CHARGE_SYSTEM))
+    if rng.random() < RULE_BREAKING_SHARE:
+        kind, system, code, name = rng.choice([r[1:] for r in RULE_BREAKING if r[0] in (None, stay.gender)])
+        orders.append((kind, code, name, system))
+    out = []
+    for i, (kind, code, name, system) in enumerate(orders):
+        concept = {"coding": [{"system": system, "code": code, "display": name}]}
+        order = {
+            "resourceType": kind,
             "id": f"{stay.encounter_id}-{day.isoformat()}-{i}",
             "status": "draft",
             "intent": "order",
-            "code": {"coding": [{"system": system, "code": code, "display": name}]},
             "subject": {"reference": f"Patient/{stay.patient_id}"},
             "encounter": {"reference": f"Encounter/{stay.encounter_id}"},
         }
-        for i, (code, name, system) in enumerate(orders)
-    ]
+        order["medicationCodeableConcept" if kind == "MedicationRequest" else "code"] = concept
+        out.append(order)
+    return out
 
 
 def plan(
-    stays: list[DemoStay], days: int, seed: int, today: date | None = None
+    stays: list[DemoStay], days: int, seed: int, today: date | None = None, audit: bool = False
 ) -> list[list[tuple[str, DemoStay, dict[str, Any]]]]:
-    """The calls of each simulated day, in order: (service id, stay, request body)."""
+    """The calls of each simulated day, in order: (service id or ``PLUGIN``, stay, request body).
+    ``audit``: hook-signed orders go to the 智能审核 service too (a plugin check runs every service)."""
     rng = random.Random(seed + 1)
     first = (today or date.today()) - timedelta(days=days - 1)
     out = []
@@ -273,19 +297,24 @@ def plan(
                 )
                 continue
             calls.append(("dip-patient-view", stay, _request("patient-view", stay, day)))
-            calls.append(("dip-order-sign", stay, _request("order-sign", stay, day, _orders(stay, day, rng))))
+            body = _request("order-sign", stay, day, _orders(stay, day, rng))
+            if rng.random() < PLUGIN_SHARE:
+                calls.append((PLUGIN, stay, body))
+                continue
+            calls.append(("dip-order-sign", stay, body))
+            if audit:
+                calls.append((AUDIT_SERVICE, stay, dict(body, hookInstance=str(uuid.uuid4()))))
         out.append(calls)
     return out
 
 
 def _feedback(service: str, card: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
-    hook = service.removeprefix("dip-")
-    if hook not in OVERRIDE or rng.random() > 0.45:
+    if service not in OVERRIDE or rng.random() > 0.45:
         return None
     when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     if rng.random() < 0.4:
         return {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": when}
-    reasons = card.get("overrideReasons") or [{"code": c, "display": d} for c, d in OVERRIDE[hook]]
+    reasons = card.get("overrideReasons") or [{"code": c, "display": d} for c, d in OVERRIDE[service]]
     return {
         "card": card["uuid"],
         "outcome": "overridden",
@@ -308,25 +337,39 @@ def replay(
     rng = random.Random(seed + 2)
     session = requests.Session()
     session.trust_env = False  # the demo talks to the given service only
-    counts = {"calls": 0, "failed": 0, "feedback": 0, "stays": len(stays)}
+    offered = {s["id"] for s in session.get(f"{base_url}/cds-services", timeout=30).json()["services"]}
+    counts = {"calls": 0, "plugin": 0, "failed": 0, "feedback": 0, "stays": len(stays)}
 
     def send(call: tuple[str, DemoStay, dict[str, Any]]) -> tuple[str, int, dict[str, Any] | None]:
-        service, _, body = call
-        response = session.post(f"{base_url}/cds-services/{service}", json=body, timeout=30)
-        return service, response.status_code, response.json() if response.ok else None
+        target, _, body = call
+        path = "/plugin/v1/check" if target == PLUGIN else f"/cds-services/{target}"
+        response = session.post(base_url + path, json=body, timeout=30)
+        return target, response.status_code, response.json() if response.ok else None
+
+    def answer(target: str, cards: list[dict[str, Any]]) -> None:
+        """Feedback as the doctor gives it: per service, through the channel the cards came by."""
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for card in cards:
+            service = card.get("service", target)
+            item = _feedback(service, card, rng)
+            if item:
+                by_service.setdefault(service, []).append(item)
+        for service, items in by_service.items():
+            if target == PLUGIN:
+                url, body = f"{base_url}/plugin/v1/feedback", {"service": service, "feedback": items}
+            else:
+                url, body = f"{base_url}/cds-services/{service}/feedback", {"feedback": items}
+            ok = session.post(url, json=body, timeout=30).ok
+            counts["feedback"] += len(items) if ok else 0
+            counts["failed"] += 0 if ok else 1
 
     with ThreadPoolExecutor(workers) as pool:
-        for calls in plan(stays, days, seed, today):
-            for service, status, answer in pool.map(send, calls):
+        for calls in plan(stays, days, seed, today, audit=AUDIT_SERVICE in offered):
+            for target, status, reply in pool.map(send, calls):
                 counts["calls"] += 1
-                if status != 200 or answer is None:
+                counts["plugin"] += target == PLUGIN
+                if status != 200 or reply is None:
                     counts["failed"] += 1
                     continue
-                items = [f for f in (_feedback(service, c, rng) for c in answer.get("cards", [])) if f]
-                if items:
-                    fb = session.post(
-                        f"{base_url}/cds-services/{service}/feedback", json={"feedback": items}, timeout=30
-                    )
-                    counts["feedback"] += len(items) if fb.ok else 0
-                    counts["failed"] += 0 if fb.ok else 1
+                answer(target, reply.get("cards", []))
     return counts

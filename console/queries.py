@@ -193,9 +193,11 @@ def open_stays(
     }
 
 
+CHANNEL_LABELS = {"cds-hooks": "CDS Hooks", "plugin": "浏览器插件", "3101": "3101 事前", "3102": "3102 事中"}
 HISTORY_COLUMNS = (
     Column("at", "时间", "time"),
     Column("service", "服务"),
+    Column("channel_label", "途径"),
     Column("kind", "类型"),
     Column("group", "DIP 病种"),
     Column("standard_cents", "支付标准(元)", "money"),
@@ -241,6 +243,7 @@ def stay_detail(
             "未入组" if h["kind"] == "dip" else "—"
         )
         h["band_label"] = BAND_LABELS.get(h["band"], h["band"]) if h["kind"] == "dip" else None
+        h["channel_label"] = CHANNEL_LABELS.get(h["channel"] or "", h["channel"])
         h["cards"] = "；".join(card_map.get(h["id"], [])) or None
         h["findings"] = "；".join(finding_map.get(h["id"], [])) or None
     item = _who(dict(stay))

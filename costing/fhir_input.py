@@ -8,8 +8,13 @@ of them and never raise on malformed input.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+
+# No bill, price or quantity reaches a trillion: larger values are input errors, and refusing them
+# keeps every product and sum far inside Decimal's 28 digits (where quantize would raise).
+MAX_MAGNITUDE = Decimal(10) ** 12
+_CENT = Decimal("0.01")
 
 
 def iter_resources(data: Any) -> Iterator[dict[str, Any]]:
@@ -20,7 +25,8 @@ def iter_resources(data: Any) -> Iterator[dict[str, Any]]:
         return
     if isinstance(data, dict):
         if data.get("resourceType") == "Bundle":
-            for entry in data.get("entry") or []:
+            entries = data.get("entry")
+            for entry in entries if isinstance(entries, list) else []:
                 if isinstance(entry, dict):
                     yield from iter_resources(
                         entry.get("resource", entry if "resourceType" in entry else None)
@@ -39,14 +45,22 @@ def iter_resources(data: Any) -> Iterator[dict[str, Any]]:
 
 
 def as_decimal(value: Any) -> Decimal | None:
-    """A finite Decimal from a JSON number/string, else None."""
-    if value is None or isinstance(value, bool):
+    """A finite Decimal of at most :data:`MAX_MAGNITUDE` from a JSON number/string, else None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
     try:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() else None
+    return number if number.is_finite() and abs(number) <= MAX_MAGNITUDE else None
+
+
+def to_cents(amount: Decimal) -> Decimal | None:
+    """``amount`` rounded half-up to cents; None when it is beyond :data:`MAX_MAGNITUDE` (a product
+    of bounded factors can still be)."""
+    if not amount.is_finite() or abs(amount) > MAX_MAGNITUDE:
+        return None
+    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def codings(concept: Any) -> list[dict[str, Any]]:
@@ -55,7 +69,10 @@ def codings(concept: Any) -> list[dict[str, Any]]:
         return []
     if "concept" in concept and isinstance(concept["concept"], dict):
         concept = concept["concept"]
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    found = concept.get("coding")
+    if not isinstance(found, list):
+        return []
+    return [c for c in found if isinstance(c, dict) and isinstance(c.get("code"), str) and c["code"]]
 
 
 def concept_text(concept: Any) -> str:

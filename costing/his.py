@@ -17,25 +17,45 @@ Configuration (``[costing.his]`` in the service's config.toml)::
 ``404`` means the HIS does not know the stay → ``None`` (cost unknown). Anything else (timeouts,
 5xx, non-JSON, a body without an amount) raises :class:`HisCostError`, which a hook handler turns
 into "cost unknown". URLs are never logged (they carry patient/encounter ids).
+
+The call goes through the service's one outbound HTTP layer (:mod:`cds_service.outbound`): the
+pooled session without environment proxies, the hook request's deadline (when given) on top of
+``timeout_seconds``, a response size cap, and no redirect off the configured origin and path.
 """
 
 from __future__ import annotations
 
+import json
 import string
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import requests
-
+from cds_service import outbound
 from costing.categories import UNCLASSIFIED, normalize_category
 from costing.fhir_input import as_decimal
 from costing.so_far import CURRENCY, CostSoFar
 
 _CENT = Decimal("0.01")
 PLACEHOLDERS = ("encounter_id", "patient_id")
+MAX_ANSWER_BYTES = 1024 * 1024  # the documented answer is a few hundred bytes
+
+
+def endpoint_rule(template: str) -> outbound.UrlRule:
+    """Where a rendered template may lead: its origin and its path up to the first placeholder, so
+    neither an id from the request nor a redirect can point the call elsewhere. ``ValueError``
+    when the placeholders are not in the path or query."""
+    parts = urlsplit(template.split("{", 1)[0])
+    if not parts.netloc or "{" in urlsplit(template).netloc:
+        raise ValueError("costing.his.url_template: placeholders belong in the path or the query")
+    path = parts.path if parts.query or "{" not in template.split("?", 1)[0] else parts.path.rsplit("/", 1)[0]
+    try:
+        return outbound.UrlRule.parse(f"{parts.scheme}://{parts.netloc}{path or '/'}")
+    except outbound.UrlError as exc:
+        raise ValueError(f"costing.his.url_template: {exc}") from None
 
 
 class HisCostError(RuntimeError):
@@ -59,6 +79,7 @@ class HisCostConfig:
             raise ValueError("costing.his.url_template needs {encounter_id} or {patient_id}")
         if not (0 < float(self.timeout_seconds) <= 30):
             raise ValueError("costing.his.timeout_seconds must be in (0, 30]")
+        endpoint_rule(self.url_template)
 
     @property
     def placeholders(self) -> set[str]:
@@ -106,9 +127,9 @@ def parse_his_cost(body: Any) -> CostSoFar:
 class HisCostClient:
     """Fetches the cost so far of one stay from the configured HIS endpoint."""
 
-    def __init__(self, config: HisCostConfig, session: requests.Session | None = None) -> None:
+    def __init__(self, config: HisCostConfig) -> None:
         self.config = config
-        self.session = session or requests.Session()
+        self._rule = endpoint_rule(config.url_template)
 
     def url_for(self, *, encounter_id: str | None, patient_id: str | None) -> str:
         values = {"encounter_id": encounter_id, "patient_id": patient_id}
@@ -117,23 +138,38 @@ class HisCostClient:
             raise HisCostError(f"HIS cost endpoint needs {', '.join(sorted(missing))}, not in the request")
         return self.config.url_template.format(**{k: quote(str(v or ""), safe="") for k, v in values.items()})
 
-    def fetch(self, *, encounter_id: str | None = None, patient_id: str | None = None) -> CostSoFar | None:
-        url = self.url_for(encounter_id=encounter_id, patient_id=patient_id)
+    def fetch(
+        self, *, encounter_id: str | None = None, patient_id: str | None = None, deadline: float | None = None
+    ) -> CostSoFar | None:
+        """``deadline``: the hook request's (``time.monotonic()``), when the answer is needed by then."""
         timeout = self.config.timeout_seconds
         try:
-            response = self.session.get(
-                url, headers={"Accept": "application/json", **self.config.headers}, timeout=(timeout, timeout)
-            )
-        except requests.Timeout as exc:
-            raise HisCostError(f"HIS cost endpoint did not answer within {timeout:g} s") from exc
-        except requests.RequestException as exc:
-            raise HisCostError(f"HIS cost endpoint unreachable ({type(exc).__name__})") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise HisCostError(f"HIS cost endpoint answered HTTP {response.status_code}")
+            url = outbound.canonical_url(self.url_for(encounter_id=encounter_id, patient_id=patient_id))
+        except outbound.UrlError as exc:
+            raise HisCostError(f"HIS cost endpoint URL refused ({exc})") from None
+        if not self._rule.allows(url):
+            raise HisCostError("HIS cost endpoint URL refused (outside the configured endpoint)")
+        own = time.monotonic() + timeout
         try:
-            body = response.json()
-        except ValueError as exc:
-            raise HisCostError("HIS cost endpoint answered with something that is not JSON") from exc
+            answer = outbound.get(
+                url,
+                headers={"Accept": "application/json", **self.config.headers},
+                deadline=own if deadline is None else min(own, deadline),
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                allow=self._rule,
+                max_bytes=MAX_ANSWER_BYTES,
+            )
+        except outbound.OutboundError as exc:
+            if exc.reason in ("timeout", "deadline exceeded"):
+                raise HisCostError("HIS cost endpoint did not answer in time") from None
+            raise HisCostError(f"HIS cost endpoint unreachable ({exc.reason})") from None
+        if answer.status == 404:
+            return None
+        if answer.status != 200:
+            raise HisCostError(f"HIS cost endpoint answered HTTP {answer.status}")
+        try:
+            body = json.loads(answer.body)
+        except (ValueError, RecursionError):
+            raise HisCostError("HIS cost endpoint answered with something that is not JSON") from None
         return parse_his_cost(body)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from costing.fhir_input import as_decimal, codings, concept_text, iter_resources, resource_label
+from costing.fhir_input import as_decimal, codings, concept_text, iter_resources, resource_label, to_cents
 from costing.prices import PriceItem, PriceList
 
 _CENT = Decimal("0.01")
@@ -156,7 +156,10 @@ def cost_of_orders(draft_orders: Any, prices: PriceList) -> OrderCost:
         if quantity is None:
             unpriced.append(UnpricedLine(label, description, quantity_problem or "数量无效"))
             continue
-        amount = (item.unit_price * quantity).quantize(_CENT, rounding=ROUND_HALF_UP)
+        amount = to_cents(item.unit_price * quantity)
+        if amount is None:
+            unpriced.append(UnpricedLine(label, description, "金额超出合理范围"))
+            continue
         priced.append(
             PricedLine(
                 label,

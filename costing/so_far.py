@@ -19,11 +19,11 @@ No ChargeItems, or none that could be valued → ``None`` (unknown), never zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from costing.categories import UNCLASSIFIED, normalize_category
-from costing.fhir_input import as_decimal, codings, iter_resources, reference_id, resource_label
+from costing.fhir_input import as_decimal, codings, iter_resources, reference_id, resource_label, to_cents
 from costing.prices import PriceList
 
 _CENT = Decimal("0.01")
@@ -99,7 +99,8 @@ def charge_item_amount(
 
 
 def _category(item: dict[str, Any], prices: PriceList | None) -> str:
-    for extension in item.get("extension") or []:
+    extensions = item.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
         if not isinstance(extension, dict) or not str(extension.get("url", "")).endswith("fee-category"):
             continue
         candidates = [extension.get("valueCode"), extension.get("valueString")]
@@ -153,7 +154,10 @@ def cost_so_far(
         if amount is None:
             unvalued.append((resource_label(item), problem or "金额无效"))
             continue
-        amount = amount.quantize(_CENT, rounding=ROUND_HALF_UP)
+        amount = to_cents(amount)
+        if amount is None:
+            unvalued.append((resource_label(item), "金额超出合理范围"))
+            continue
         category = _category(item, prices)
         total += amount
         by_category[category] = by_category.get(category, Decimal(0)) + amount

@@ -97,9 +97,10 @@ def treated_by_operation(
     named: set[str] = set()
     for p in operations:
         proc = p.procedure or {}
-        refs = list(proc.get("reasonReference") or []) + [
+        reason_refs, reasons = proc.get("reasonReference"), proc.get("reason")
+        refs = (reason_refs if isinstance(reason_refs, list) else []) + [
             r.get("reference")
-            for r in proc.get("reason") or []
+            for r in (reasons if isinstance(reasons, list) else [])
             if isinstance(r, Mapping)  # R5
         ]
         named.update(cid for cid in (reference_id(r, "Condition") for r in refs) if cid)

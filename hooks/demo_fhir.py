@@ -4,10 +4,10 @@
 Sandbox, a hospital's test EMR or our own tests can fetch what the prefetch templates need:
 ``GET [base]/metadata``, ``GET [type]/[id]``, ``GET [type]?params`` and ``POST [type]/_search``
 (form-encoded). Search parameters: ``_id``, ``patient``, ``subject``, ``encounter``, ``context``
-(ChargeItem), ``status``, ``code`` (token), ``_count`` and ``_getpagesoffset`` (paging). Unknown
-parameters are ignored as FHIR says: the self link lists only the parameters used and an
-OperationOutcome entry (``search.mode = outcome``) names the ignored ones. Read-only; CORS open;
-response bodies are cached since the data cannot change while served.
+(ChargeItem), ``beneficiary`` / ``type`` (Coverage), ``status``, ``code`` (token), ``_count`` and
+``_getpagesoffset`` (paging). Unknown parameters are ignored as FHIR says: the self link lists only
+the parameters used and an OperationOutcome entry (``search.mode = outcome``) names the ignored
+ones. Read-only; CORS open; response bodies are cached since the data cannot change while served.
 """
 
 from __future__ import annotations
@@ -152,10 +152,11 @@ SEARCH_PARAMETERS: dict[str, dict[str, Callable[[dict, str], bool]]] = {
         "encounter": _ENCOUNTER,
         "status": _status_matcher,
     },
-    "Coverage": {
+    "Coverage": {  # FHIR R4: Coverage's patient parameter searches its beneficiary
         "patient": _reference_matcher(("beneficiary",), "Patient"),
         "beneficiary": _reference_matcher(("beneficiary",), "Patient"),
         "status": _status_matcher,
+        "type": _token_matcher("type"),
     },
 }
 for _params in SEARCH_PARAMETERS.values():
@@ -303,7 +304,7 @@ def _capability_statement() -> dict[str, Any]:
 
 
 def _param_type(name: str) -> str:
-    return {"status": "token", "code": "token"}.get(name, "reference")
+    return {"status": "token", "code": "token", "type": "token"}.get(name, "reference")
 
 
 def _search_params() -> MultiDict:

@@ -1,16 +1,17 @@
 """``dip-encounter-discharge``: the coder's card when the record is closed.
 
-The final grouping with its trace; the documented diagnoses compared as principal — each judged
-admissible or not *with the reason* before any group or standard is shown (DIP-RULES.md §7: never
-a bare "this one pays more", never an undocumented diagnosis); the codes that were mapped or are
-missing; the settlement-list checks that change grouping. Suggestions carry FHIR update actions:
-add the 医保版 coding to a Condition, and — only when the documented principal is not admissible —
-make an admissible documented diagnosis the principal one.
+The final grouping with its trace; the principal-procedure check (主要手术操作选择可能不当, both
+groupings side by side); the documented diagnoses compared as principal — each judged admissible or
+not *with the reason* before any group or standard is shown, in the record's order (DIP-RULES.md §7:
+never a bare "this one pays more", never an undocumented diagnosis); the codes that were mapped or
+are missing; the settlement-list checks. Suggestions carry FHIR update actions: add the 医保版 coding
+to a Condition, and — only when the documented principal is not admissible — make the one documented
+diagnosis the 填写规范 make principal the principal one (the others stay information).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -19,34 +20,32 @@ from cards import (
     MappingView,
     PrincipalOption,
     add_coding_action,
-    position_from,
     principal_diagnosis_action,
     suggestion,
 )
 from cds_service.registry import HookRequest, cds_service
-from grouper import GroupResult, OpType
+from dip_engine.pricing import Pricing
+from grouper import Case, GroupResult, OpType
 from hooks import ENCOUNTER_PREFETCH
-from hooks.assess import (
-    DipContext,
-    EncounterData,
-    cost_of_stay,
-    estimate_notes,
-    evaluate,
-    for_inpatient_stay,
-    group_view,
-    is_estimate,
-    stay_of,
-    ungrouped_reason,
-)
+from hooks.assessment import Assessment, assess, is_estimate
+from hooks.card_views import basis_view, cost_position, group_view, prediction_view, ungrouped_reason
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
-from hooks.events import publish_assessment
-from hooks.stay import Stay, StayDiagnosis, StayProcedure, birth_weight_grams
+from hooks.context import DipContext
+from hooks.encounter_data import EncounterData
+from hooks.estimate_notes import estimate_notes
+from hooks.events import publish
+from hooks.procedure_order_check import procedure_order_check
+from hooks.service import for_inpatient_stay
+from hooks.stay import Stay, StayDiagnosis, StayProcedure
 from terminology.structure import leimu
 from terminology.systems import canonical_for_kind, identify_system
 
 MAX_OPTIONS = 12
 MAX_SUGGESTIONS = 8
-BIRTH_WEIGHT_SEARCH = {"code": "http://loinc.org|8339-4", "_count": "5"}
+TREATED_REASON = "本次手术所治疗的疾病"
+NEXT_REASON = "病历诊断顺序中下一个符合《填写规范》的诊断"
+
+Regroup = Callable[[Case], tuple[GroupResult, Pricing]]
 
 
 def trace_lines(result: GroupResult) -> list[str]:
@@ -78,11 +77,8 @@ def trace_lines(result: GroupResult) -> list[str]:
 
 
 def _system_label(concept: Any) -> str:
-    codings = (
-        [c for c in (concept or {}).get("coding") or [] if isinstance(c, dict)]
-        if isinstance(concept, dict)
-        else []
-    )
+    found = concept.get("coding") if isinstance(concept, dict) else None
+    codings = [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
     for coding in codings:
         info = identify_system(coding.get("system"))
         if info is not None:
@@ -132,8 +128,8 @@ def coding_suggestions(stay: Stay) -> list[dict[str, Any]]:
     return out
 
 
-def _catalog_pairs(ctx: DipContext):
-    """``pairs(diagnosis, operation)``: a group of the diagnosis's 亚目 or 类目 contains the operation."""
+def _catalog_pairs(ctx: DipContext) -> Callable[[str, str], bool]:
+    """``pairs(diagnosis, operation)``: a group of the diagnosis's 类目 contains the operation."""
     catalog = ctx.engine.catalog
 
     def pairs(diagnosis: str, operation: str) -> bool:
@@ -144,22 +140,31 @@ def _catalog_pairs(ctx: DipContext):
     return pairs
 
 
+def treated_diagnoses(ctx: DipContext, stay: Stay) -> tuple[StayDiagnosis, ...] | None:
+    """The diagnoses the stay's operations treated (by reasonReference, else by the catalog)."""
+    return treated_by_operation(
+        stay, lambda code: ctx.engine.optypes.classify(code)[0] == OpType.SS, _catalog_pairs(ctx)
+    )
+
+
 def principal_options(
-    ctx: DipContext, stay: Stay, rules: dict[str, Any], cost
+    ctx: DipContext,
+    stay: Stay,
+    rules: dict[str, Any],
+    regroup: Regroup,
+    treated: tuple[StayDiagnosis, ...] | None = None,
 ) -> tuple[list[PrincipalOption], list[StayDiagnosis]]:
-    """Each documented diagnosis as principal: admissible or not, why, and only then its group."""
+    """Each documented diagnosis as principal, in the record's order: admissible or not, why, and only
+    then its group (``regroup`` groups and prices a variant case). Also the admissible alternatives."""
     options: list[PrincipalOption] = []
     admissible_alternatives: list[StayDiagnosis] = []
     excluded = ctx.engine.policy.excludes
-    treated = treated_by_operation(
-        stay, lambda code: ctx.engine.optypes.classify(code)[0] == OpType.SS, _catalog_pairs(ctx)
-    )
     for d in stay.diagnoses[:MAX_OPTIONS]:
         code = d.code or ""
         verdict = admissibility(stay, d, rules, lambda c: excluded(c, c[:5], c[:3]), treated)
         group = None
         if verdict.admissible:
-            result, pricing = evaluate(ctx, stay.case(principal=d), cost)
+            result, pricing = regroup(stay.case(principal=d))
             group = group_view(result, pricing, is_estimate(stay, result))
             if d is not stay.principal:
                 admissible_alternatives.append(d)
@@ -176,17 +181,66 @@ def principal_options(
     return options, admissible_alternatives
 
 
-def _birth_weight_observations(req: HookRequest, stay_age_days: int | None, newborn_days: int) -> Any:
-    """Newborns only: the birth weight Observation, read from the FHIR server (a settlement-list field)."""
-    if stay_age_days is None or stay_age_days >= newborn_days or req.fhir is None:
-        return None
-    from cds_service.fhir_client import FetchError
+def compliant_principal(
+    alternatives: list[StayDiagnosis], treated: tuple[StayDiagnosis, ...] | None
+) -> tuple[StayDiagnosis, str] | None:
+    """The one documented diagnosis to suggest as principal when the current one is inadmissible:
+    the condition the stay's operation treated (填写规范: for surgical stays the principal diagnosis
+    is what the principal operation treated), else the next admissible one in the record's order —
+    never chosen by score. None when no alternative is admissible."""
+    for d in alternatives:
+        if any(d is t for t in treated or ()):
+            return d, TREATED_REASON
+    return (alternatives[0], NEXT_REASON) if alternatives else None
 
-    try:
-        return req.fhir.search("Observation", {"patient": req.patient_id, **BIRTH_WEIGHT_SEARCH})
-    except FetchError as exc:
-        req.notes.append(f"未能读取新生儿出生体重（{exc}）")
+
+def principal_change(data: EncounterData, choice: tuple[StayDiagnosis, str] | None) -> dict[str, Any] | None:
+    """The FHIR suggestion re-ranking Encounter.diagnosis for ``choice`` (None when it cannot be made)."""
+    if choice is None or not data.encounter or not data.encounter.get("id"):
         return None
+    d = choice[0]
+    if d.condition_id is None:
+        return None
+    try:
+        action = principal_diagnosis_action(dict(data.encounter), dict(d.condition or {}) or d.condition_id)
+    except ValueError:
+        return None
+    return suggestion(f"按规范将“{d.documented}”设为主要诊断", [action])
+
+
+def discharge_view(
+    assessment: Assessment, rules: dict[str, Any], request_notes: list[str]
+) -> tuple[DischargeView, list[dict[str, Any]]]:
+    """The coder's card view of the assessment, and its suggestions."""
+    ctx, stay, data = assessment.context, assessment.stay, assessment.data
+    before = assessment.before
+    treated = treated_diagnoses(ctx, stay)
+    options, alternatives = principal_options(ctx, stay, rules, assessment.regroup, treated)
+    suggestions = coding_suggestions(stay)
+    current_ok = next((o.admissible for o in options if o.current), True)
+    choice = None if current_ok else compliant_principal(alternatives, treated)
+    change = principal_change(data, choice)
+    if change is not None:
+        suggestions.insert(0, change)  # the one principal change first: never cut by MAX_SUGGESTIONS
+    chosen = None
+    if choice is not None:
+        chosen = next((o for o, d in zip(options, stay.diagnoses, strict=False) if d is choice[0]), None)
+    view = DischargeView(
+        catalog_label=ctx.label,
+        group=prediction_view(before),
+        ungrouped_reason=ungrouped_reason(assessment),
+        trace=trace_lines(before.result),
+        principal_options=options,
+        mappings=mapping_views(stay),
+        checks=settlement_checks(stay, before.result, ctx.engine.quality.newborn_days),
+        position=cost_position(assessment),
+        estimate_notes=estimate_notes(assessment, request_notes),
+        procedure_check=procedure_order_check(assessment),
+        principal_suggestion=chosen,
+        principal_suggestion_reason=choice[1] if choice is not None else "",
+        basis=basis_view(before.pricing, assessment.insurance),
+    )
+    return view, suggestions[:MAX_SUGGESTIONS]
 
 
 @cds_service(
@@ -194,56 +248,19 @@ def _birth_weight_observations(req: HookRequest, stay_age_days: int | None, newb
     hook="encounter-discharge",
     title="DIP 出院分组与编码核对 / DIP grouping and coding review at discharge",
     description=(
-        "出院时给出最终 DIP 分组与分组过程、主要诊断选择的合规比较、编码映射与结算清单检查。"
-        " Final DIP grouping with trace, principal-diagnosis compliance comparison, mapped codes"
-        " and settlement-list checks for the coder."
+        "出院时给出最终 DIP 分组与分组过程、主要手术操作与主要诊断选择的合规核对、编码映射与结算清单检查。"
+        " Final DIP grouping with trace, principal-procedure and principal-diagnosis compliance checks,"
+        " mapped codes and settlement-list checks for the coder."
     ),
     prefetch=ENCOUNTER_PREFETCH,
     required_prefetch={"patient", "encounter"},
 )
 @for_inpatient_stay(find_open=False)
 def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
-    rules = load_coding_rules(ctx.home)
-    stay = stay_of(req, ctx, data, at_discharge=True)
-    newborn_days = ctx.engine.quality.newborn_days
-    observations = _birth_weight_observations(req, stay.age_days, newborn_days)
-    if observations is not None:
-        stay = replace(stay, birth_weight_g=birth_weight_grams(observations))
-    so_far = cost_of_stay(req, ctx, data)
-    cost = so_far.total if so_far is not None else None
-    result, pricing = evaluate(ctx, stay.case(), cost)
-    options, alternatives = principal_options(ctx, stay, rules, cost)
-    suggestions = coding_suggestions(stay)
-    current_ok = next((o.admissible for o in options if o.current), True)
-    if not current_ok and data.encounter and data.encounter.get("id"):
-        for d in alternatives:
-            if d.condition_id is None:
-                continue
-            try:
-                action = principal_diagnosis_action(
-                    dict(data.encounter), dict(d.condition or {}) or d.condition_id
-                )
-            except ValueError:
-                continue
-            suggestions.append(suggestion(f"按规范将“{d.documented}”设为主要诊断", [action]))
-    notes = estimate_notes(stay, result, pricing) + ctx.templates.cost_notes(so_far) + req.notes
-    view = DischargeView(
-        catalog_label=ctx.label,
-        group=group_view(result, pricing, is_estimate(stay, result)),
-        ungrouped_reason=ungrouped_reason(result, stay, data),
-        trace=trace_lines(result),
-        principal_options=options,
-        mappings=mapping_views(stay),
-        checks=settlement_checks(stay, result, newborn_days),
-        position=position_from(pricing.payment_standard, so_far),
-        estimate_notes=list(dict.fromkeys(notes)),
-    )
-    cards = [
-        ctx.templates.build(
-            "discharge", view, source=ctx.card_source(), suggestions=suggestions[:MAX_SUGGESTIONS],
-            selection_behavior="any" if suggestions else None,
-        )
-    ]  # fmt: skip
-    return publish_assessment(
-        req, ctx, data, result, pricing, view.position, cards, estimate=is_estimate(stay, result)
-    )
+    assessment = assess(req, ctx, data, at_discharge=True)
+    view, suggestions = discharge_view(assessment, load_coding_rules(ctx.home), req.notes)
+    card = ctx.templates.build(
+        "discharge", view, source=ctx.card_source(), suggestions=suggestions,
+        selection_behavior="any" if suggestions else None,
+    )  # fmt: skip
+    return publish(req, assessment, [card])

@@ -1,31 +1,24 @@
 """``dip-patient-view``: opening a chart shows the open stay's DIP status.
 
 Prefetch: the patient, the encounter in context (when the client sends an encounterId) with its
-diagnoses, procedures and charges, and ``openEncounters`` (the patient's in-progress encounters)
-for clients such as the Sandbox that send no encounterId.
-Handler contract: as in :mod:`hooks.order_sign`.
+diagnoses, procedures and charges, the patient's insurance (``coverage``) and ``openEncounters``
+(the patient's in-progress encounters) for clients such as the Sandbox that send no encounterId.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cards import PatientStatusView, position_from
+from cards import PatientStatusView
 from cds_service.registry import HookRequest, cds_service
 from hooks import ENCOUNTER_PREFETCH, OPEN_ENCOUNTERS
-from hooks.assess import (
-    DipContext,
-    EncounterData,
-    cost_of_stay,
-    estimate_notes,
-    evaluate,
-    for_inpatient_stay,
-    group_view,
-    is_estimate,
-    stay_of,
-    ungrouped_reason,
-)
-from hooks.events import publish_assessment
+from hooks.assessment import assess
+from hooks.card_views import basis_view, cost_position, prediction_view, ungrouped_reason
+from hooks.context import DipContext
+from hooks.encounter_data import EncounterData
+from hooks.estimate_notes import estimate_notes
+from hooks.events import publish
+from hooks.service import for_inpatient_stay
 
 OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 
@@ -43,22 +36,19 @@ OPEN_STATUSES = frozenset({"in-progress", "arrived", "onleave", "planned"})
 )
 @for_inpatient_stay(find_open=True)
 def handle(req: HookRequest, ctx: DipContext, data: EncounterData) -> list[dict[str, Any]]:
-    if (data.encounter or {}).get("status") not in OPEN_STATUSES:
+    status = (data.encounter or {}).get("status")
+    if not isinstance(status, str) or status not in OPEN_STATUSES:
         return []  # no open stay: nothing to say (the spec: no card rather than an empty one)
-    stay = stay_of(req, ctx, data)
-    so_far = cost_of_stay(req, ctx, data)
-    result, pricing = evaluate(ctx, stay.case(), so_far.total if so_far is not None else None)
-    notes = estimate_notes(stay, result, pricing) + ctx.templates.cost_notes(so_far) + req.notes
+    assessment = assess(req, ctx, data)
+    stay, prediction = assessment.stay, assessment.prediction
     view = PatientStatusView(
         catalog_label=ctx.label,
-        group=group_view(result, pricing, is_estimate(stay, result)),
-        position=position_from(pricing.payment_standard, so_far),
-        ungrouped_reason=ungrouped_reason(result, stay, data),
+        group=prediction_view(prediction),
+        position=cost_position(assessment),
+        ungrouped_reason=ungrouped_reason(assessment),
         admitted_on=stay.admitted.strftime("%Y-%m-%d") if stay.admitted else None,
         los_days=stay.los_days(),
-        estimate_notes=list(dict.fromkeys(notes)),
+        estimate_notes=estimate_notes(assessment, req.notes),
+        basis=basis_view(prediction.pricing, assessment.insurance),
     )
-    cards = [ctx.templates.build("patient_view", view, source=ctx.card_source())]
-    return publish_assessment(
-        req, ctx, data, result, pricing, view.position, cards, estimate=is_estimate(stay, result)
-    )
+    return publish(req, assessment, [ctx.templates.build("patient_view", view, source=ctx.card_source())])

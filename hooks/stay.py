@@ -172,10 +172,15 @@ def _local_naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
+def _list(value: Any) -> list[Any]:
+    """A FHIR array element as sent, or [] when a client sent something else in its place."""
+    return value if isinstance(value, list) else []
+
+
 def _code_of(concept: Any, system_suffix: str = "") -> str | None:
     if not isinstance(concept, Mapping):
         return None
-    for coding in concept.get("coding") or []:
+    for coding in _list(concept.get("coding")):
         if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
             if not system_suffix or str(coding.get("system", "")).endswith(system_suffix):
                 return coding["code"]
@@ -186,7 +191,7 @@ def documented_text(concept: Any) -> str:
     """How a CodeableConcept reads in the record: its first code (with display), else its text."""
     if not isinstance(concept, Mapping):
         return ""
-    for coding in concept.get("coding") or []:
+    for coding in _list(concept.get("coding")):
         if isinstance(coding, Mapping) and isinstance(coding.get("code"), str) and coding["code"].strip():
             display = coding.get("display")
             code = coding["code"].strip()[:64]
@@ -214,7 +219,9 @@ def birth_weight_grams(observations: Any) -> int | None:
     for obs in iter_resources(observations):
         if obs.get("resourceType") != "Observation" or obs.get("status") in ("entered-in-error", "cancelled"):
             continue
-        codes = {c.get("code") for c in (obs.get("code") or {}).get("coding") or [] if isinstance(c, Mapping)}
+        code = obs.get("code")
+        codes = {c.get("code") for c in _list(code.get("coding") if isinstance(code, Mapping) else None)
+                 if isinstance(c, Mapping) and isinstance(c.get("code"), str)}  # fmt: skip
         value = obs.get("valueQuantity")
         if not codes & BIRTH_WEIGHT_LOINC or not isinstance(value, Mapping):
             continue
@@ -308,7 +315,7 @@ def read_stay(
             in_encounter=_belongs(cond, encounter_id) if cond else True,
         )
 
-    entries = [e for e in ((encounter or {}).get("diagnosis") or []) if isinstance(e, Mapping)]
+    entries = [e for e in _list((encounter or {}).get("diagnosis")) if isinstance(e, Mapping)]
     ranked: list[tuple[tuple[int, int, int], StayDiagnosis]] = []
     used: set[str] = set()
     missing = 0

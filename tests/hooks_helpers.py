@@ -256,8 +256,10 @@ def encounter_request(
     pat: dict[str, Any] | None = None,
     charge_items: dict[str, Any] | None = None,
     draft_orders: list[dict[str, Any]] | None = None,
+    coverage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A hook request with the full prefetch of one stay (no fhirServer: nothing is fetched)."""
+    """A hook request with the full prefetch of one stay (no fhirServer: nothing is fetched);
+    ``coverage``: the patient's insurance search result (default: none on file)."""
     pat = pat or patient(pid=enc["subject"]["reference"].split("/")[-1])
     context: dict[str, Any] = {"userId": "Practitioner/dr", "patientId": pat["id"], "encounterId": enc["id"]}
     if hook in ("order-sign", "order-select"):
@@ -272,6 +274,7 @@ def encounter_request(
         "conditions": searchset(*conditions),
         "procedures": searchset(*procedures),
         "chargeItems": charge_items if charge_items is not None else searchset(),
+        "coverage": coverage if coverage is not None else searchset(),
     }
     if hook == "patient-view":
         prefetch["openEncounters"] = searchset(enc)

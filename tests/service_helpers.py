@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -34,13 +40,20 @@ SERVICES = {
 }
 
 
-def make_app(home: Path, *, services: Iterable[ServiceDefinition] = (), **sections: dict[str, Any]):
+def make_app(
+    home: Path,
+    *,
+    services: Iterable[ServiceDefinition] = (),
+    bind_host: str | None = None,
+    **sections: dict[str, Any],
+):
     """A real app on a temp data home with the given config sections (TOML shape): the installed
     plugins, plus a ``test`` plugin answering ``services`` (which exist only in this app)."""
     sections.setdefault("logging", {"level": "WARNING"})
     extra = tuple(services)
     plugins = [*discover(), Plugin(name="test", services=lambda: extra)]
-    return create_app(settings=settings_from_mapping(sections, plugins=plugins), home=home, plugins=plugins)
+    settings = settings_from_mapping(sections, plugins=plugins)
+    return create_app(settings=settings, home=home, plugins=plugins, bind_host=bind_host)
 
 
 def free_port() -> int:
@@ -208,6 +221,7 @@ class Route:
     delay: float = 0.0
     fail_times: int = 0  # answer 503 this many times first
     trickle: bool = False  # send the body one byte every 50 ms
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a redirect's Location
 
 
 @dataclass
@@ -283,7 +297,9 @@ class FhirServer:
                     yield data[i : i + 1]
 
             return Response(slowly(), route.status, mimetype="application/fhir+json")(environ, start_response)
-        return Response(payload, route.status, mimetype="application/fhir+json")(environ, start_response)
+        return Response(payload, route.status, headers=route.headers, mimetype="application/fhir+json")(
+            environ, start_response
+        )
 
 
 # ----------------------------------------------------------------------------- JWT keys
@@ -327,3 +343,62 @@ def make_token(
     if jku:
         headers["jku"] = jku
     return jwt.encode(claims, private_key, algorithm=alg, headers=headers)
+
+
+# ----------------------------------------------------------------------------- dip-cds as a subprocess
+
+DIP_CDS = Path(sys.executable).with_name("dip-cds")
+
+
+@contextmanager
+def dip_cds_server(
+    command: Callable[[int], list[str]], *, ready: str, log: Path, timeout: float = 90.0
+) -> Iterator[str]:
+    """Run ``dip-cds <command(port)>`` on a free loopback port for the with-block; yields its base URL
+    once ``GET ready`` answers 200. Output goes to ``log`` (a pipe nobody reads would fill and block
+    the server). A port taken by someone else between choosing and binding it is retried."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
+    for _attempt in range(3):
+        port = free_port()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [str(DIP_CDS), *command(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            if _wait_until_ready(f"http://127.0.0.1:{port}{ready}", proc, timeout):
+                yield f"http://127.0.0.1:{port}"
+                return
+        finally:
+            _stop(proc)
+    raise AssertionError(
+        f"dip-cds {' '.join(command(0))} did not start: {log.read_text(errors='replace')[-3000:]}"
+    )
+
+
+def _wait_until_ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    """True once ``url`` answers 200; False if the process exits first; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return True
+        except requests.RequestException:  # not listening yet, or still loading its data
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not ready within {timeout:.0f} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # gunicorn's master stops its workers on SIGTERM
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what this test started
+            proc.wait(5)

@@ -44,6 +44,13 @@ def test_adding_a_coding_twice_or_to_something_else_is_refused(store):
         add_coding_action(store.read("Encounter", "demo-enc-lungcancer"), {"system": YB10, "code": "C34.100"})
 
 
+@pytest.mark.parametrize("code", ["9e999999", {"coding": "x"}, {"coding": ["9e999999"]}])
+def test_a_condition_with_a_malformed_code_is_not_updated(store, code):
+    condition = {**store.read("Condition", "demo-cond-lung-1"), "code": code}
+    with pytest.raises(ValueError, match="malformed"):
+        add_coding_action(condition, {"system": YB10, "code": "C34.100"})
+
+
 def ranks(action) -> list[tuple[str, int]]:
     return [(e["condition"]["reference"], e["rank"]) for e in action["resource"]["diagnosis"]]
 

@@ -16,6 +16,7 @@ from cards import (
     MappingView,
     OrderSignView,
     PatientStatusView,
+    PricingBasis,
     PrincipalOption,
     UnpricedOrderView,
     load_card_templates,
@@ -50,18 +51,21 @@ def test_order_sign_card_shows_group_standard_cost_projection_and_band(templates
     assert "K35.3:47.0100" in built["summary"] and "¥8,490.51" in built["summary"]
     assert "¥4,927.00" in built["summary"]  # 1,800 + 3,127 projected
     detail = built["detail"]
-    for text in ("¥1,800.00", "¥3,127.00", "¥4,927.00", "58.0%", "¥3,563.51", "正常区间"):
+    for text in ("¥1,800.00", "¥3,127.00", "¥4,927.00", "58.0%", "低于支付标准 ¥3,563.51", "支付标准以内"):
         assert text in detail, text
     assert "| 病种分值 | 1,484.83 |" in detail
     assert len(built["summary"]) < 140
     assert built["overrideReasons"] and all(r["display"] for r in built["overrideReasons"])
 
 
-def test_group_change_is_announced_in_the_summary(templates):
+def test_a_group_change_is_named_in_neutral_words_without_comparing_money(templates):
     view = order_sign(group_change=GroupChangeView(K353, K353_LAP, "47.0100", "腹腔镜下阑尾切除术"))
     built = build(templates, "order_sign", view)
-    assert built["summary"].startswith("该手术将入组 K35.3:47.0100 腹腔镜下阑尾切除术，支付标准 ¥8,490.51")
-    assert "¥3,153.50" in built["detail"]  # the standard before the operation
+    assert built["summary"].startswith(
+        "本次手术后预计病种为 K35.3:47.0100 急性阑尾炎伴局限性腹膜炎，支付标准 ¥8,490.51"
+    )
+    assert "预计为本次住院的主要手术" in built["detail"]
+    assert "¥3,153.50" not in built["detail"]  # the standard before the operation is not held against it
 
 
 def test_no_cost_data_shows_only_the_standard_and_says_cost_is_unknown(templates):
@@ -122,21 +126,35 @@ def test_bands_follow_the_rule_book_boundaries(templates):
     assert templates.band_for(None) is None
 
 
-def test_encounter_start_lists_the_conservative_and_procedure_groups(templates):
+def test_encounter_start_lists_pathways_by_case_count_with_their_length_of_stay(templates):
+    lap = GroupView(
+        **{**{f: getattr(K353_LAP, f) for f in K353_LAP.__slots__}, "procedure_label": "腹腔镜下阑尾切除术"}
+    )
     view = EncounterStartView(
         CATALOG,
         "K35.300",
         "急性阑尾炎伴局限性腹膜炎",
         "K35.3",
-        conservative=K353,
-        procedure_groups=[K353_LAP],
-        comprehensive=GroupView("K35:SS", "阑尾炎相关手术", "comprehensive", D("1669.28"), D("9545.22")),
+        pathways=[lap, K353],  # the handler orders them: most cases first
+        other_operations=GroupView("K35:SS", "急性阑尾炎", "comprehensive", D("1669.28"), D("9545.22")),
+        case_total=2828,
     )
     built = build(templates, "encounter_start", view)
-    assert "K35.300" in built["summary"] and "¥3,153.50" in built["summary"]
-    rows = [line for line in built["detail"].splitlines() if line.startswith("| K35")]
-    assert len(rows) == 3
-    assert "保守治疗" in rows[0] and "6.7" in rows[1] and "综合病种" in rows[2]
+    assert built["summary"] == (
+        "入院诊断 K35.300 急性阑尾炎伴局限性腹膜炎：本地区常见诊疗路径为腹腔镜下阑尾切除术（平均住院 6.7 天）、"
+        "保守治疗（平均住院 5.2 天）"
+    )
+    rows = table_rows(built["detail"])
+    assert [r[0] for r in rows] == ["腹腔镜下阑尾切除术", "保守治疗", "其他手术"]
+    assert rows[0][2] == "1608（57%）" and rows[0][3] == "6.7 天"
+    assert rows[2][1] == "K35:SS（综合病种）"
+    assert "预测仅供参考" in built["detail"] and "推诿" in built["detail"]
+
+
+def table_rows(detail: str) -> list[list[str]]:
+    """The data rows of the first markdown table, cells unescaped."""
+    lines = [line for line in detail.splitlines() if line.startswith("|")][2:]
+    return [[c.strip().replace("\\", "") for c in line.strip("|").split(" | ")] for line in lines]
 
 
 def test_discharge_card_compares_principal_diagnoses_compliance_first(templates):
@@ -326,3 +344,84 @@ def test_cost_notes_explain_why_figures_are_estimates(templates):
     assert any("未能定价" in n for n in notes)
     assert any("没有金额" in n for n in notes)
     assert templates.cost_notes(None, None) == []
+
+
+# ----------------------------------------------------------------------------- pricing inputs and rules
+
+
+def basis(**kw) -> PricingBasis:
+    defaults = dict(insurance_type="职工", insurance_source="coverage", insurance_detail="职工基本医疗保险",
+                    point_value=D("5.718153489"), point_value_kind="catalog_estimate")  # fmt: skip
+    return PricingBasis(**{**defaults, **kw})
+
+
+def test_the_bands_follow_the_regions_deviation_rule_and_threshold(templates):
+    rule_3 = basis(deviation_rule="3.0", deviation_high=D(3))
+    assert templates.band_for(D("2.5"), rule_3).key == "loss"  # within 3× under this region's rule
+    assert templates.band_for(D("2.5"), basis()).key == "high_deviation"  # the 2.0 rule's 2×
+    above = templates.band_for(D("3.01"), rule_3)
+    assert above.key == "high_deviation" and above.label == "高于支付标准的 300%"
+    assert "特例单议" in above.meaning
+    assert "校正分值" in templates.band_for(D("2.01"), basis()).meaning  # the 2.0 rule's formula
+    low = basis(deviation_low=D("0.4"))
+    assert (
+        templates.band_for(D("0.45"), low).key == "normal" and templates.band_for(D("0.39"), low).key == "low"
+    )
+
+
+def test_a_doctor_reads_where_the_cost_stands_a_coder_reads_the_settlement_terms(templates):
+    doctor, coder = templates.band_for(D("0.3")), templates.band_for(D("0.3"), kind="discharge")
+    assert doctor.key == coder.key == "low"
+    assert "超低" not in doctor.label + doctor.meaning and "结余" not in doctor.meaning
+    assert "费用超低病例" in coder.label and "没有结余空间" in coder.meaning
+    assert "亏损" in templates.band_for(D("1.2"), kind="discharge").meaning
+    assert "亏损" not in templates.band_for(D("1.2")).meaning
+
+
+def test_the_card_says_what_the_standard_was_computed_with(templates):
+    view = order_sign(
+        basis=basis(hospital_coefficient_configured=False, hospital_coefficient_source="未配置医院系数")
+    )
+    detail = build(templates, "order_sign", view)["detail"]
+    assert "参保类型 职工（据患者参保信息：职工基本医疗保险）" in detail
+    assert "点值 5.72 元/分（按本地区次均费用估算）" in detail  # rounded, its source in words
+    assert "未配置医院系数，按 1.0 估算" in detail
+    assert "REGION" not in detail
+    default = build(
+        templates, "order_sign", order_sign(basis=basis(insurance_source="default", insurance_detail=""))
+    )
+    assert "参保类型 职工（本院默认设置，未取得患者参保信息）" in default["detail"]
+    configured = build(
+        templates,
+        "order_sign",
+        order_sign(
+            basis=basis(
+                point_value=D("5.8"),
+                point_value_kind="budget",
+                hospital_coefficient=D("1.05"),
+                hospital_coefficient_source="3 级医院系数",
+                aux_coefficient=D("1.05"),
+                aux_reason="65 岁及以上",
+            )
+        ),  # fmt: skip
+    )["detail"]
+    assert (
+        "点值 5.80 元/分（本地区预估点值）；医院系数 1.05（3 级医院系数）；辅助分型系数 1.05：65 岁及以上"
+        in configured
+    )
+
+
+def test_a_hospital_overrides_a_shared_partial_and_every_card_uses_it(tmp_path):
+    write(tmp_path, "partials.toml", "basis = '本院计算依据：{{ basis.insurance_type }}'\n")
+    templates = load_card_templates(tmp_path)
+    assert "本院计算依据：职工" in build(templates, "order_sign", order_sign(basis=basis()))["detail"]
+    view = PatientStatusView(CATALOG, K353, CostPosition(D("3153.50"), D("100")), basis=basis())
+    assert "本院计算依据：职工" in build(templates, "patient_view", view)["detail"]
+
+
+def test_a_broken_partial_falls_back_to_the_built_in_one(tmp_path):
+    write(tmp_path, "partials.toml", "basis = '{% if %}'\n")
+    templates = load_card_templates(tmp_path)
+    detail = build(templates, "order_sign", order_sign(basis=basis()))["detail"]
+    assert "计算依据：参保类型 职工" in detail
+    assert templates.problems

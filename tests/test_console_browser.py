@@ -8,29 +8,23 @@ import io
 import re
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import Page
 from sqlalchemy import select
 
 from console.demo_traffic import replay
 from console.imports import load_settle
-from console.models import assessments, stays
+from console.models import assessments, findings, stays
+from tests.chromium_helpers import ARTIFACTS as ALL_ARTIFACTS
+from tests.chromium_helpers import chromium, needs_chromium
 from tests.console_helpers import PASSWORD, add_users, console_app, serving, settlement_output
 
-pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).with_name("artifacts") / "console"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARTIFACTS = ALL_ARTIFACTS / "console"
 TODAY = date.today()
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Chromium is not installed (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def site(tmp_path_factory):
     add_users(app)
     with serving(app) as base:
         counts = replay(base, days=7, beds=24, seed=7, workers=4, today=TODAY)
-        assert counts["failed"] == 0 and counts["calls"] > 100
+        assert counts["failed"] == 0 and counts["calls"] > 100 and counts["plugin"] > 10
         app.extensions["dip_cds.console"].flush()
         # a settlement estimate (no fund budgets: priced at the engine's point values) to browse
         out = settlement_output(tmp_path_factory.mktemp("settle"), '[settlement]\nregion = "999999"\n')
@@ -51,10 +45,8 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -119,6 +111,29 @@ def test_the_medical_insurance_office_sees_every_department_and_every_page(site,
     assert page.locator('table[data-table="funds"] tbody tr').count() == 1
     _shot(page, "settle-run-ybb")
     assert page.locator("form.load").count() == 1  # 医保办 may load outputs
+
+
+def test_plugin_checks_and_live_audit_findings_are_recorded_and_shown(site, signed_in) -> None:
+    """demo-traffic signs a third of the orders through /plugin/v1/check and sends hook-signed orders
+    to the 智能审核 service too: both channels and both kinds are stored, and the 智能审核 page ranks
+    the live findings (the sample rules' 儿童清肺口服液 for adults among them)."""
+    base, app = site
+    with app.extensions["dip_cds.console"].engine.connect() as conn:
+        seen = set(conn.execute(select(assessments.c.channel, assessments.c.kind).distinct()).all())
+        rules = set(
+            conn.execute(select(findings.c.item_name).where(findings.c.import_id.is_(None))).scalars()
+        )
+    assert {("plugin", "dip"), ("plugin", "audit"), ("cds-hooks", "dip"), ("cds-hooks", "audit")} <= seen
+    assert "儿童清肺口服液" in rules
+    page = signed_in("ybb")
+    page.goto(f"{base}/console/audit")
+    assert any("儿童清肺口服液" in name for name in _cells(page, "rules", "rule_name"))
+    assert "实时审核" in _cells(page, "findings", "source")
+    page.locator('table[data-table="stays"]').count()  # the stay drill-down names the channel
+    page.goto(f"{base}/console/stays")
+    page.locator('table[data-table="stays"] tbody a').first.click()
+    labels = set(_cells(page, "history", "channel_label"))
+    assert labels and labels <= {"CDS Hooks", "浏览器插件"}
 
 
 def test_a_department_head_sees_only_their_own_department(site, signed_in) -> None:

@@ -68,6 +68,22 @@ def test_charge_items_are_searched_by_context_in_either_reference_form(base_url)
     assert {r["id"] for r in entries(bare.json())} >= {r["id"] for r in entries(typed.json())}
 
 
+def test_coverage_is_searched_by_patient_as_the_prefetch_template_asks(base_url):
+    """``patient`` on Coverage is its beneficiary (FHIR R4); every demo patient has one in force."""
+    (coverage,) = entries(
+        get(base_url, "Coverage", params={"patient": "demo-stroke", "status": "active"}).json()
+    )
+    assert coverage["beneficiary"]["reference"] == "Patient/demo-stroke"
+    assert coverage["type"]["coding"][0]["code"] == "310"  # 职工基本医疗保险
+    by_type = get(
+        base_url, "Coverage", params={"type": "http://www.nhsa.gov.cn/CodeSystem/insutype|390"}
+    ).json()
+    assert {r["beneficiary"]["reference"] for r in entries(by_type)} == {
+        "Patient/demo-newborn",
+        "Patient/demo-no-open-encounter",
+    }
+
+
 def test_status_accepts_a_comma_separated_list_meaning_or(base_url):
     open_only = entries(get(base_url, "Encounter", params={"status": "in-progress"}).json())
     both = entries(get(base_url, "Encounter", params={"status": "in-progress,finished"}).json())
@@ -193,6 +209,18 @@ def test_every_demo_resource_is_labelled_demo_and_fictional():
             assert resource["meta"]["tag"][0]["code"] == "demo"
     for patient in store.by_type["Patient"].values():
         assert "虚构" in patient["name"][0]["text"]
+
+
+def test_demo_patients_and_conditions_carry_what_the_cds_hooks_sandbox_reads():
+    """The Sandbox shows ``name[0].given.join(' ') + family`` (a name with only ``text`` breaks it
+    before any hook fires) and lists Conditions by ``code.text``; the full name stays in ``text``."""
+    store = FhirStore.from_directory(DEMO_DATA_DIR)
+    for patient in store.by_type["Patient"].values():
+        name = patient["name"][0]
+        assert name["family"] and name["given"] and all(name["given"]), patient["id"]
+        assert name["text"].startswith(name["family"] + name["given"][0]), patient["id"]
+    for condition in store.by_type["Condition"].values():
+        assert condition["code"]["text"].strip(), condition["id"]
 
 
 def _codes(store: FhirStore, system_suffix: str) -> set[str]:

@@ -5,8 +5,9 @@ variants of them made to trip the gate (a simple operation and a diagnosis of th
 newborn without birth weight, an external cause as principal, a long stay).
 
 The CSV row is the stay's settlement list (结算清单): the 医保版 codes the FHIR record yields (read
-with the hooks' own reader), sex, age, newborn weight and length of stay, marked as 医保版
-(``code_system``) as the FHIR codings were."""
+with the hooks' own reader), sex, age, newborn weight, length of stay and the insurance type (险种,
+from the patient's FHIR Coverage, as the hook reads it), marked as 医保版 (``code_system``) as the
+FHIR codings were."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from click.testing import CliRunner
 
 from cds_service.cli import main
 from costing.fhir_input import iter_resources
+from hooks.coverage import insurance_of, load_coverage_types
 from hooks.demo_fhir import DEMO_DATA_DIR
 from hooks.demo_fhir import create_app as demo_fhir_app
 from hooks.stay import read_stay
@@ -155,6 +157,10 @@ def settlement_list_row(servers, file: str, encounter_id: str) -> dict:
         local_maps=local_maps_for_home(servers.home), at_discharge=True, observations=resources,
     )  # fmt: skip
     case = stay.case()
+    insurance = insurance_of(
+        resources, patient_id=patient["id"], on=stay.admitted.date() if stay.admitted else None, default=None,
+        types=load_coverage_types(servers.home),
+    )  # fmt: skip
     return {
         "case_id": encounter_id,
         "sex": {"M": "男", "F": "女"}.get(case.sex or "", ""),
@@ -165,6 +171,7 @@ def settlement_list_row(servers, file: str, encounter_id: str) -> dict:
         "main_diagnosis": case.main_diagnosis,
         "other_diagnoses": "|".join(case.other_diagnoses),
         "procedures": "|".join(case.procedures),
+        "insurance_type": insurance.type or "",
         "code_system": "医保版",
     }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.fhir_client import PUBLIC_FAILURE
 from tests.demo_fhir_helpers import demo_request
 from tests.hooks_helpers import (
     GL_DX,
@@ -174,7 +175,9 @@ def test_a_principal_known_only_as_text_is_an_estimate_even_when_the_name_matche
 
 def test_two_principal_diagnoses_are_flagged_for_the_coder_and_do_not_break_the_doctors_card(client):
     body = order_sign([condition("c1", "K35.300"), condition("c2", "I10.x00x002")], [("c1", 1), ("c2", 1)])
-    assert card(client, body)["summary"].startswith("该手术将入组 K35.3:47.0100")  # first documented is used
+    assert card(client, body)["summary"].startswith(
+        "本次手术后预计病种为 K35.3:47.0100"
+    )  # first documented is used
     discharge = card(client, as_hook(body, "encounter-discharge"))
     checks = bullets_after(discharge["detail"], "结算清单检查")
     assert (
@@ -242,7 +245,7 @@ def test_without_prefetch_and_an_unreachable_fhir_server_the_answer_is_412_namin
     assert outcome["resourceType"] == "OperationOutcome"
     named = {issue["diagnostics"] for issue in outcome["issue"]}
     required = {"patient"} if service == "dip-patient-view" else {"patient", "encounter"}
-    assert named == {f"prefetch {key!r} unavailable: connection failed" for key in required}
+    assert named == {f"prefetch {key!r} unavailable: {PUBLIC_FAILURE}" for key in required}
     assert {issue["code"] for issue in outcome["issue"]} == {"incomplete"}
 
 
@@ -252,8 +255,8 @@ def test_missing_diagnoses_from_an_unreachable_server_give_a_degraded_card_that_
     del body["prefetch"]["conditions"]
     body["fhirServer"] = unreachable()
     c = card(client, body)
-    assert "未能取得本次住院的诊断数据（conditions：connection failed），无法预测病种" in c["summary"]
-    assert "prefetch conditions unavailable (connection failed)" in plain(c["detail"])
+    assert f"未能取得本次住院的诊断数据（conditions：{PUBLIC_FAILURE}），无法预测病种" in c["summary"]
+    assert f"prefetch conditions unavailable ({PUBLIC_FAILURE})" in plain(c["detail"])
 
 
 @pytest.mark.parametrize("name", ["patient-view-stroke", "order-sign-sandbox-shape"])
@@ -262,7 +265,7 @@ def test_an_unreachable_server_is_not_mistaken_for_no_open_stay(client, name):
     body["prefetch"] = {"patient": body["prefetch"]["patient"]}
     body["fhirServer"] = unreachable()
     found = cards(client, body)
-    assert len(found) == 1 and "connection failed" in found[0]["detail"]
+    assert len(found) == 1 and PUBLIC_FAILURE in plain(found[0]["detail"])
 
 
 # ----------------------------------------------------------------------------- markup in the record

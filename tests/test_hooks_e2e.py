@@ -29,8 +29,8 @@ from cds_service.plugins import Plugin, discover
 from costing import load_prices
 from dip_engine import load_catalogs
 from grouper import OpType
-from hooks.assess import DipContext
 from hooks.coding_rules import admissibility, load_coding_rules, settlement_checks, treated_by_operation
+from hooks.context import DipContext
 from hooks.demo_fhir import create_app as create_demo_fhir_app
 from hooks.encounter_discharge import principal_options
 from hooks.stay import Stay, StayDiagnosis, StayProcedure, read_stay
@@ -265,15 +265,17 @@ def test_every_golden_file_belongs_to_a_request():
 # ----------------------------------------------------------------------------- what the README promises
 
 
-def test_appendicitis_signing_the_operation_moves_the_stay_into_its_group(servers):
+def test_appendicitis_signing_the_operation_names_the_predicted_group_in_neutral_words(servers):
     card = only_card(servers, demo(servers, "order-sign-appendicitis"))
-    assert card["summary"].startswith("该手术将入组 K35.3:47.0100 腹腔镜下阑尾切除术，支付标准 ¥8,700.00")
-    detail = plain(card["detail"])
-    assert (
-        "新开手术 47.0100 腹腔镜下阑尾切除术 将使本次住院由 K35.3（支付标准 ¥5,880.00） 改为 K35.3:47.0100"
-        in detail
+    # 职工 (the patient's Coverage) → the sample region's 职工 budget point value 5.80: 1450 × 5.80
+    assert card["summary"].startswith(
+        "本次手术后预计病种为 K35.3:47.0100 急性阑尾炎伴局限性腹膜炎：腹腔镜下阑尾切除术，支付标准 ¥8,410.00"
     )
-    assert "| 支付标准 | ¥8,700.00 |" in detail
+    detail = plain(card["detail"])
+    assert "新开手术 47.0100 腹腔镜下阑尾切除术 预计为本次住院的主要手术" in detail
+    assert "K35.3（支付标准" not in detail  # no before/after money comparison for the doctor
+    assert "| 支付标准 | ¥8,410.00 |" in detail
+    assert "参保类型 职工（据患者参保信息：职工基本医疗保险）；点值 5.80 元/分（本地区预估点值）" in detail
     assert card["indicator"] == "info"
 
 
@@ -352,15 +354,16 @@ def test_patient_view_without_an_open_encounter_gives_no_card(servers):
 
 def test_stroke_patient_view_is_approaching_the_standard(servers):
     card = only_card(servers, demo(servers, "patient-view-stroke"))
-    assert card["summary"].startswith("本次住院 I63.9 未特指的脑梗死：支付标准 ¥8,064.00")
-    assert "（92.5%，接近支付标准）" in card["summary"]
+    # 1280 × 1.05 (65 岁及以上) × 5.80 (职工, from the patient's Coverage)
+    assert card["summary"].startswith("本次住院 I63.9 未特指的脑梗死：支付标准 ¥7,795.20")
+    assert "（95.7%，接近支付标准）" in card["summary"]
     assert "| 已住院天数 | 8 天（本病种平均 6.5 天） |" in plain(card["detail"])  # 2026-11-14 → pinned today
 
 
 def test_stroke_draft_orders_push_the_stay_past_its_standard(servers):
     card = only_card(servers, demo(servers, "order-sign-stroke-high-cost"))
     assert card["indicator"] == "warning"
-    assert "I63.9" in card["summary"] and "超出支付标准" in card["detail"]
+    assert "I63.9" in card["summary"] and "高于支付标准" in card["detail"]
 
 
 # =============================================================================== 3. compliance rules
@@ -534,7 +537,7 @@ def test_inadmissible_options_never_show_a_group_and_options_keep_the_documented
         condition("c5", "J18.900", verification="provisional"),
     ]
     stay = stay_of(terminology, conds, [(f"c{i}", i) for i in range(1, 6)])
-    options, alternatives = principal_options(dip_context(engine), stay, RULES, None)
+    options, alternatives = principal_options(dip_context(engine), stay, RULES, engine.evaluate)
 
     assert [o.code for o in options] == ["I10.x00x002", "C34.100x004", "R05.x00", "W19.x00", "J18.900"]
     assert [o.admissible for o in options] == [True, True, False, False, False]

@@ -71,23 +71,48 @@ def test_an_unreachable_his_endpoint_leaves_the_cost_unknown_and_says_why(tmp_pa
     assert "HIS 费用接口不可用" in card["detail"]
 
 
-def test_the_configured_insurance_type_selects_the_regions_point_value(tmp_path):
-    # Sample region 999999: 职工 budget point value 5.80; I63.9 scores 1280; the patient is 71 on
-    # admission → auxiliary coefficient 1.05 (65 岁及以上); default hospital coefficient 1.
-    # Standard = 1280 × 1.05 × 5.80 = 7,795.20 (vs 8,064.00 with the catalog's estimated 6.00).
-    client = client_for(tmp_path, dip={"insurance_type": "职工"})
+def stroke_without_coverage() -> dict:
     body = demo_request("order-sign-stroke-high-cost")  # full prefetch: no FHIR server needed
+    body["prefetch"]["coverage"] = EMPTY_SEARCHSET  # the EMR knows nothing of the patient's insurance
+    return body
+
+
+def test_the_configured_insurance_type_is_the_default_when_the_patient_has_no_coverage(tmp_path):
+    # Sample region 999999: 居民 budget point value 5.40; I63.9 scores 1280; the patient is 71 on
+    # admission → auxiliary coefficient 1.05 (65 岁及以上); default hospital coefficient 1.
+    # Standard = 1280 × 1.05 × 5.40 = 7,257.60.
+    client = client_for(tmp_path, dip={"insurance_type": "居民"})
+    (card,) = client.post("/cds-services/dip-order-sign", json=stroke_without_coverage()).get_json()["cards"]
+    assert "支付标准 ¥7,257.60" in card["summary"]
+    assert "参保类型 居民（本院默认设置，未取得患者参保信息）" in card["detail"]
+
+
+def test_the_patients_coverage_wins_over_the_configured_default(tmp_path):
+    # The stroke patient's Coverage says 职工 (310): 1280 × 1.05 × 5.80 = 7,795.20, whatever the default.
+    client = client_for(tmp_path, dip={"insurance_type": "居民"})
+    body = demo_request("order-sign-stroke-high-cost")
     (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
     assert "支付标准 ¥7,795.20" in card["summary"]
-    assert "职工预估点值" in card["detail"]
+    assert "参保类型 职工（据患者参保信息：职工基本医疗保险）" in card["detail"]
+
+
+def test_without_coverage_or_default_the_point_value_is_the_catalogs_estimate_and_says_so(tmp_path):
+    client = client_for(tmp_path)
+    (card,) = client.post("/cds-services/dip-order-sign", json=stroke_without_coverage()).get_json()["cards"]
+    assert "支付标准 ¥8,064.00" in card["summary"]  # 1280 × 1.05 × 6.00 (区域次均费用 6000 / 1000)
+    detail = card["detail"]
+    assert "参保类型 未知（未取得患者参保信息，本院也未设置默认参保类型）" in detail
+    assert "点值 6.00 元/分（按本地区次均费用估算）" in detail
+    assert "REGION_AVE_VAL" not in detail and "REGION\\_AVE\\_VAL" not in detail
 
 
 def test_the_hospital_level_sets_the_hospital_coefficient(tmp_path):
     # Level 3 → 1.05: 1280 × 1.05 (hospital) × 1.05 (age) × 5.80 = 8,184.96.
-    client = client_for(tmp_path, dip={"insurance_type": "职工", "hospital_level": "3"})
+    client = client_for(tmp_path, dip={"hospital_level": "3"})
     body = demo_request("order-sign-stroke-high-cost")  # full prefetch: no FHIR server needed
     (card,) = client.post("/cds-services/dip-order-sign", json=body).get_json()["cards"]
     assert "支付标准 ¥8,184.96" in card["summary"]
+    assert "医院系数 1.05（3 级医院系数）" in card["detail"]
 
 
 def test_a_request_may_name_the_region_and_the_label_names_the_catalog(tmp_path):

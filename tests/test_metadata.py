@@ -19,6 +19,7 @@ PACKAGES = tuple(p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["package
 # declared but not imported, with the reason
 INDIRECT = {
     "cryptography": "PyJWT's ES384/RS256 verification (PyJWT[crypto]); declared for its floor",
+    "gevent": "gunicorn's gevent worker class (dip-cds serve's default); gunicorn imports it",
     "psycopg": "the driver SQLAlchemy loads for postgresql+psycopg:// URLs (the console's PostgreSQL tests)",
 }
 TOOLS = {"ruff", "mypy"}  # run by .ci/run, not imported

@@ -72,7 +72,7 @@ def _clear():
 
 def test_the_installed_plugins_are_the_domains():
     assert [p.name for p in discover()] == [
-        "console", "costing", "dip_engine", "hooks", "settlement", "terminology", "yb_audit"
+        "browser_plugin", "console", "costing", "dip_engine", "hooks", "settlement", "terminology", "yb_audit"
     ]  # fmt: skip
 
 

@@ -32,6 +32,9 @@ def test_toml_file_is_read(tmp_path):
     path = write(
         tmp_path,
         """
+[server]
+public_base_url = "http://127.0.0.1:8080"
+
 [security]
 jwt = "required"
 trust_sandbox = true
@@ -138,6 +141,7 @@ def test_the_documented_example_config_is_valid_and_documents_every_key():
 def test_issuers_can_come_from_the_environment_as_a_toml_inline_array():
     env = {
         "DIP_CDS_SECURITY__JWT": "required",
+        "DIP_CDS_SERVER__PUBLIC_BASE_URL": "https://cds.hospital.cn/dip",
         "DIP_CDS_SECURITY__ISSUERS": '[{iss = "https://emr.hospital.cn", jwks_url = "https://emr.hospital.cn/jwks"}]',
     }
     settings = load_settings(environ=env)

@@ -133,3 +133,78 @@ def test_database_url_setting_selects_another_database(tmp_path):
     client = make_app(tmp_path, feedback={"database_url": f"sqlite:///{db}"}).test_client()
     client.post(FEEDBACK, json={"feedback": [accepted("a")]})
     assert db.exists() and not (tmp_path / "feedback.sqlite").exists()
+
+
+# --------------------------------------------------------------- override reasons named by code alone
+# The CDS Hooks Sandbox sends back only the reason's code and system; the 医保办 reads displays.
+
+OFFERED = "http://dip-cds.example.cn/CodeSystem/dip-cds"  # the system of the reasons our cards offer
+
+
+def sandbox_override(card: str, code: str, ts: str = "2026-03-01T08:00:00Z") -> dict:
+    return {
+        "card": card,
+        "outcome": "overridden",
+        "outcomeTimestamp": ts,
+        "overrideReason": {"reason": {"code": code, "system": OFFERED}},
+    }
+
+
+def _stored_displays(home) -> list[tuple[str, str | None]]:
+    db = sqlite3.connect(home / "feedback.sqlite")
+    return db.execute("select override_code, override_display from cds_feedback order by id").fetchall()
+
+
+def test_a_reason_sent_by_code_alone_is_stored_and_summarised_with_the_display_the_card_offered(
+    tmp_path, client
+):
+    client.post(FEEDBACK, json={"feedback": [sandbox_override("a", "cost-data-wrong")]})
+    assert _stored_displays(tmp_path) == [("cost-data-wrong", "费用数据有误")]
+    assert client.get(SUMMARY).get_json()["overrideReasons"] == [
+        {"system": OFFERED, "code": "cost-data-wrong", "display": "费用数据有误", "count": 1}
+    ]
+
+
+def test_the_same_code_reads_as_the_service_that_offered_it(client):
+    client.post(FEEDBACK, json={"feedback": [sandbox_override("a", "grouping-wrong")]})
+    discharge = "/cds-services/dip-encounter-discharge/feedback"
+    client.post(discharge, json={"feedback": [sandbox_override("b", "grouping-wrong")]})
+    assert [r["display"] for r in client.get(SUMMARY).get_json()["overrideReasons"]] == ["分组预测不正确"]
+    assert [r["display"] for r in client.get(discharge + "/summary").get_json()["overrideReasons"]] == [
+        "分组结果不正确"
+    ]
+
+
+def test_a_display_the_client_sent_is_kept_and_a_reason_the_service_never_offered_has_none(tmp_path, client):
+    own = sandbox_override("a", "cost-data-wrong")
+    own["overrideReason"]["reason"]["display"] = "费用不对"
+    other_system = sandbox_override("b", "cost-data-wrong")
+    other_system["overrideReason"]["reason"]["system"] = "http://emr.example.cn/reasons"
+    client.post(FEEDBACK, json={"feedback": [own, sandbox_override("c", "no-such-reason"), other_system]})
+    assert _stored_displays(tmp_path) == [
+        ("cost-data-wrong", "费用不对"),
+        ("no-such-reason", None),
+        ("cost-data-wrong", None),
+    ]
+
+
+def test_the_hospitals_wording_names_new_feedback_and_feedback_stored_without_a_display(tmp_path, client):
+    client.post(FEEDBACK, json={"feedback": [accepted("warm-up")]})  # creates the table
+    db = sqlite3.connect(tmp_path / "feedback.sqlite")
+    with db:  # a row stored before the service named its reasons
+        db.execute(
+            "insert into cds_feedback (service_id, card_uuid, outcome, outcome_timestamp, override_system,"
+            " override_code, received_at) values ('dip-order-sign', 'old', 'overridden',"
+            " '2026-02-01T00:00:00+00:00', ?, 'cost-data-wrong', '2026-02-01 00:00:00')",
+            (OFFERED,),
+        )
+    overrides = tmp_path / "card_templates"
+    overrides.mkdir()
+    (overrides / "override_reasons.toml").write_text(
+        '[[order_sign]]\ncode = "cost-data-wrong"\ndisplay = "费用未及时上账"\n', encoding="utf-8"
+    )
+    client.post(FEEDBACK, json={"feedback": [sandbox_override("new", "cost-data-wrong")]})
+    assert _stored_displays(tmp_path)[-1] == ("cost-data-wrong", "费用未及时上账")
+    assert client.get(SUMMARY).get_json()["overrideReasons"] == [
+        {"system": OFFERED, "code": "cost-data-wrong", "display": "费用未及时上账", "count": 2}
+    ]

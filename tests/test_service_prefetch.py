@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from cds_service.fhir_client import PUBLIC_FAILURE
 from cds_service.prefetch import render
 from cds_service.registry import cds_service
 from tests.service_helpers import (
@@ -165,12 +166,13 @@ def test_slow_server_is_cut_at_the_deadline(tmp_path, fhir, captured):
     assert elapsed < DEADLINE + 0.5, elapsed
 
 
-def test_a_server_trickling_its_answer_cannot_stretch_the_deadline(tmp_path, fhir, captured):
+def test_a_server_trickling_its_answer_cannot_stretch_the_deadline(tmp_path, fhir, captured, caplog):
     fhir.serve_resources("encounter-discharge")
     fhir.routes["Patient/1288992"].trickle = True  # each byte well inside the read timeout
     response, elapsed = call(tmp_path, discharge(fhir.url, {}))
     assert response.status_code == 412
-    assert "deadline exceeded" in response.get_json()["issue"][0]["diagnostics"]
+    assert PUBLIC_FAILURE in response.get_json()["issue"][0]["diagnostics"]
+    assert "deadline exceeded" in logged_reasons(caplog)
     assert elapsed < DEADLINE + 0.5, elapsed
 
 
@@ -194,15 +196,35 @@ def test_slow_optional_key_degrades_with_a_note_instead_of_failing(tmp_path, fhi
         (404, {"resourceType": "OperationOutcome", "issue": []}, "HTTP 404"),
     ],
 )
-def test_broken_answers_for_a_required_key_are_412_with_the_reason(
-    tmp_path, fhir, captured, status, body, reason
+def test_broken_answers_for_a_required_key_are_412_with_the_reason_in_the_log(
+    tmp_path, fhir, captured, caplog, status, body, reason
 ):
     fhir.serve_resources("encounter-discharge")
     fhir.route("Patient/1288992", body, status=status)
     response, elapsed = call(tmp_path, discharge(fhir.url, {}))
     assert response.status_code == 412
-    assert reason in response.get_json()["issue"][0]["diagnostics"]
+    assert (
+        response.get_json()["issue"][0]["diagnostics"] == f"prefetch 'patient' unavailable: {PUBLIC_FAILURE}"
+    )
+    assert reason in logged_reasons(caplog)
     assert elapsed < DEADLINE + 0.5
+
+
+def logged_reasons(caplog) -> str:
+    return " ".join(str(getattr(r, "reason", "")) for r in caplog.records if r.name == "dip_cds.prefetch")
+
+
+def test_the_412_text_does_not_tell_a_closed_port_from_an_open_one(tmp_path, fhir, captured):
+    """A caller must not map the network through ``fhirServer``: a closed port, a port answering
+    HTTP 404 and a port answering garbage give the same 412 text."""
+    closed = f"http://127.0.0.1:{free_port()}/fhir"
+    fhir.route("Patient/1288992", b"garbage")
+    texts = set()
+    for url in (closed, fhir.url, f"http://127.0.0.1:{fhir.port}/other"):
+        response, _ = call(tmp_path, discharge(url, {}))
+        assert response.status_code == 412
+        texts.add(response.get_data(as_text=True))
+    assert len(texts) == 1, texts
 
 
 def test_transient_503_is_retried_once(tmp_path, fhir, captured):

@@ -12,7 +12,7 @@ import uuid
 import jwt
 import pytest
 
-from cds_service.config import SANDBOX_ISSUER, SANDBOX_JKU, settings_from_mapping
+from cds_service.config import SANDBOX_ISSUER, SANDBOX_JKU, ConfigError, settings_from_mapping
 from cds_service.security import AuthError, JwtVerifier, RedisReplayCache
 from tests.service_helpers import (
     FhirServer,
@@ -142,14 +142,23 @@ def test_wrong_audience_is_401(client):
     )
 
 
-def test_audience_defaults_to_the_request_url_without_public_base_url(tmp_path):
-    client = make_app(tmp_path, security=security()).test_client()
-    assert (
-        post(
-            client, make_token(EC, aud="http://localhost/cds-services/dip-order-sign", kid="ec-1")
-        ).status_code
-        == 200
+def test_jwt_required_without_public_base_url_refuses_to_start():
+    """The audience is never derived from the request (its Host header is the caller's choice)."""
+    with pytest.raises(ConfigError, match="server.public_base_url: required"):
+        settings_from_mapping({"security": security()})
+
+
+def test_a_token_for_another_hospital_sent_with_its_host_header_is_401(client):
+    other = "https://cds.other-hospital.cn"
+    token = make_token(EC, aud=f"{other}/cds-services/dip-order-sign", kid="ec-1")
+    response = client.post(
+        "/cds-services/dip-order-sign",
+        json=hook_request("order-sign"),
+        headers={"Authorization": f"Bearer {token}", "Host": "cds.other-hospital.cn"},
+        base_url=other,
     )
+    assert_bare_401(response)
+    assert post(client, make_token(EC, aud=URL, kid="ec-1")).status_code == 200
 
 
 def test_expired_token_is_401(client):
@@ -263,16 +272,57 @@ def test_unknown_kid_refresh_is_rate_limited(tmp_path, jwks_server):
 # ----------------------------------------------------------------------------- the CDS Hooks Sandbox
 
 
+# The Sandbox's key pair is public (cds-hooks/sandbox keys/jwk-keypair.json): anyone can sign as it does.
+SANDBOX_PRIVATE = {
+    "kty": "EC",
+    "crv": "P-384",
+    "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f",
+    "d": "yOcYl9QzMKnBFUiPZKBijDV_lsEtn6oWFVOqtFyXbY_-V63WCBYYdxsLo9Pclr84",
+    "x": "dw_JGR8nB2I6XveNxUOl2qk699ZPLM2nYI5STSdiEl9avAkrm3CkfYMbrrjr8laB",
+    "y": "Sm3mLE-n1zYNla_aiE3cb3nZsL51RbC7ysw3q8aJLxGm-hx79RPMYpITDjp7kgzy",
+}
+SANDBOX_SETTINGS = {
+    "server": {"public_base_url": BASE},
+    "security": {"jwt": "required", "trust_sandbox": True},
+}
+
+
+def sandbox_token() -> str:
+    key = jwt.PyJWK(SANDBOX_PRIVATE, algorithm="ES384").key
+    return make_token(
+        key, aud=URL, iss=SANDBOX_ISSUER, kid=SANDBOX_PRIVATE["kid"], jku=SANDBOX_JKU, alg="ES384"
+    )
+
+
+def test_trust_sandbox_is_refused_unless_the_service_binds_to_loopback(tmp_path):
+    for host in ("0.0.0.0", "::", "10.1.2.3", "cds.hospital.cn"):
+        with pytest.raises(ConfigError, match="trust_sandbox: refused"):
+            make_app(tmp_path, bind_host=host, **SANDBOX_SETTINGS)
+    for host in ("127.0.0.1", "::1", "localhost"):
+        make_app(tmp_path, bind_host=host, **SANDBOX_SETTINGS)
+
+
+def test_trust_sandbox_logs_a_loud_warning(tmp_path, caplog):
+    make_app(tmp_path, **SANDBOX_SETTINGS)
+    assert any("SECURITY" in r.getMessage() and "trust_sandbox" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sandbox_token_from_a_non_loopback_client_is_401(tmp_path):
+    """Even when the bind address is unknown (another WSGI server): a forged Sandbox token from
+    the network is refused; the Sandbox runs in a browser on the same machine."""
+    client = make_app(tmp_path, **SANDBOX_SETTINGS).test_client()
+    response = client.post(
+        "/cds-services/dip-order-sign",
+        json=hook_request("order-sign"),
+        headers={"Authorization": f"Bearer {sandbox_token()}"},
+        environ_overrides={"REMOTE_ADDR": "10.20.30.40"},
+    )
+    assert_bare_401(response)
+    assert post(client, sandbox_token()).status_code == 200  # from 127.0.0.1
+
+
 def test_trust_sandbox_accepts_a_token_signed_with_the_sandbox_key(tmp_path):
-    # The Sandbox's key pair is public (cds-hooks/sandbox keys/jwk-keypair.json): sign as the Sandbox does.
-    sandbox_private = {
-        "kty": "EC",
-        "crv": "P-384",
-        "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f",
-        "d": "yOcYl9QzMKnBFUiPZKBijDV_lsEtn6oWFVOqtFyXbY_-V63WCBYYdxsLo9Pclr84",
-        "x": "dw_JGR8nB2I6XveNxUOl2qk699ZPLM2nYI5STSdiEl9avAkrm3CkfYMbrrjr8laB",
-        "y": "Sm3mLE-n1zYNla_aiE3cb3nZsL51RbC7ysw3q8aJLxGm-hx79RPMYpITDjp7kgzy",
-    }
+    sandbox_private = SANDBOX_PRIVATE
     key = jwt.PyJWK(sandbox_private, algorithm="ES384").key
     token = make_token(
         key, aud=URL, iss=SANDBOX_ISSUER, kid=sandbox_private["kid"], jku=SANDBOX_JKU, alg="ES384"
@@ -316,7 +366,9 @@ def redis_url():
 
 
 def test_redis_replay_cache_is_shared_between_verifiers(redis_url):
-    settings = settings_from_mapping({"security": security(redis_url=redis_url)}).security
+    settings = settings_from_mapping(
+        {"server": {"public_base_url": BASE}, "security": security(redis_url=redis_url)}
+    ).security
     worker_a, worker_b = JwtVerifier(settings), JwtVerifier(settings)
     assert isinstance(worker_a.replay, RedisReplayCache)
     token = make_token(EC, aud=URL, kid="ec-1")
@@ -328,7 +380,9 @@ def test_redis_replay_cache_is_shared_between_verifiers(redis_url):
 def test_redis_jti_entries_expire_with_the_token(redis_url):
     import redis
 
-    settings = settings_from_mapping({"security": security(redis_url=redis_url, leeway_seconds=0)}).security
+    settings = settings_from_mapping(
+        {"server": {"public_base_url": BASE}, "security": security(redis_url=redis_url, leeway_seconds=0)}
+    ).security
     jti = str(uuid.uuid4())
     JwtVerifier(settings).verify(f"Bearer {make_token(EC, aud=URL, kid='ec-1', jti=jti, lifetime=60)}", URL)
     ttl = redis.Redis.from_url(redis_url).ttl(f"dip-cds:jti:{ISS}|{jti}")
@@ -337,7 +391,10 @@ def test_redis_jti_entries_expire_with_the_token(redis_url):
 
 def test_redis_down_fails_closed(tmp_path):
     settings = settings_from_mapping(
-        {"security": security(redis_url=f"redis://127.0.0.1:{free_port()}/0")}
+        {
+            "server": {"public_base_url": BASE},
+            "security": security(redis_url=f"redis://127.0.0.1:{free_port()}/0"),
+        }
     ).security
     with pytest.raises(AuthError, match="replay cache unavailable"):
         JwtVerifier(settings).verify(f"Bearer {make_token(EC, aud=URL, kid='ec-1')}", URL)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,33 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
             pass
         time.sleep(0.1)
     raise AssertionError("dip-cds serve did not come up")
+
+
+@contextmanager
+def dip_cds_serve(home: Path, **env_overrides: str) -> Iterator[str]:
+    """``dip-cds serve`` (two workers, as shipped) on a free loopback port with the caller's
+    ``DIP_CDS_*`` environment replaced by ``env_overrides``; yields the base URL once /readyz is 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIP_CDS_")}
+    env.update(env_overrides)
+    proc = subprocess.Popen(
+        [str(DIP_CDS), "--home", str(home), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/readyz", proc)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.skipif(not DIP_CDS.exists(), reason="dip-cds console script not installed in this venv")
@@ -83,7 +112,10 @@ def test_dip_cds_serve_answers_healthz_discovery_hooks_and_metrics(tmp_path):
 
 def test_serve_refuses_jwt_without_shared_replay_cache_for_several_workers(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('[security]\njwt = "required"\ntrust_sandbox = true\n', encoding="utf-8")
+    config.write_text(
+        '[server]\npublic_base_url = "http://127.0.0.1:8080"\n[security]\njwt = "required"\ntrust_sandbox = true\n',
+        encoding="utf-8",
+    )
     result = subprocess.run(
         [
             str(DIP_CDS),
@@ -129,3 +161,19 @@ def test_wsgi_entry_point_builds_the_app_from_the_environment(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "7"]  # every installed plugin's services
+
+
+def test_serve_refuses_trust_sandbox_on_a_network_interface(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[server]\npublic_base_url = "http://cds.hospital.cn"\n[security]\njwt = "required"\ntrust_sandbox = true\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [str(DIP_CDS), "--home", str(tmp_path), "serve", "--host", "0.0.0.0", "--workers", "1"]
+        + ["--config", str(config), "--port", str(free_port())],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert b"trust_sandbox: refused on 0.0.0.0" in result.stderr

@@ -82,7 +82,7 @@ def audit_orders(req: HookRequest) -> list[dict[str, Any]]:
             service=req.service.id,
             hook=req.hook,
             hook_instance=req.hook_instance,
-            channel="cds-hooks",
+            channel=req.channel,
             patient_id=req.patient_id,
             encounter_id=req.encounter_id,
             encounter_status=(encounter or {}).get("status"),
