@@ -49,6 +49,7 @@ from cds_service.errors import (
 from cds_service.feedback import FeedbackStore, ReasonDisplay, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
+from cds_service.jsonparse import parse_json
 from cds_service.logging_setup import configure_logging
 from cds_service.outbound import Allowlist, CanonicalUrl, NotAllowed, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
@@ -132,7 +133,7 @@ def _json_body() -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is empty; a JSON object is required")
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
     except (ValueError, RecursionError) as exc:
         msg = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise BadRequest(f"malformed JSON: {msg}") from None

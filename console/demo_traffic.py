@@ -355,10 +355,11 @@ def replay(
             if item:
                 by_service.setdefault(service, []).append(item)
         for service, items in by_service.items():
+            body: dict[str, Any] = {"feedback": items}
             if target == PLUGIN:
-                url, body = f"{base_url}/plugin/v1/feedback", {"service": service, "feedback": items}
+                url, body["service"] = f"{base_url}/plugin/v1/feedback", service
             else:
-                url, body = f"{base_url}/cds-services/{service}/feedback", {"feedback": items}
+                url = f"{base_url}/cds-services/{service}/feedback"
             ok = session.post(url, json=body, timeout=30).ok
             counts["feedback"] += len(items) if ok else 0
             counts["failed"] += 0 if ok else 1

@@ -81,6 +81,9 @@ def test_coverage_is_searched_by_patient_as_the_prefetch_template_asks(base_url)
     assert {r["beneficiary"]["reference"] for r in entries(by_type)} == {
         "Patient/demo-newborn",
         "Patient/demo-no-open-encounter",
+        "Patient/demo-audit-child-drug",  # 城乡居民: the 智能审核 demo stays
+        "Patient/demo-audit-infant",
+        "Patient/demo-audit-diabetes",
     }
 
 
