@@ -11,6 +11,7 @@ Field by field (the rest is ignored; ``patn_name`` and other personal data are n
 |---|---|
 | ``data.patient_dtos[0]`` (exactly one patient: a panel shows one) ``patn_id``, ``gend`` (1 男, 2 女), ``brdy`` | ``Patient`` id, gender, birthDate |
 | ``curr_mdtrt_id`` → its ``fsi_encounter_dtos[]`` entry: ``mdtrt_id``, ``adm_date``, ``dscg_date``, ``med_type`` / ``med_mdtrt_type``, ``adm_dept_codg``/``adm_dept_name``, ``dr_codg`` | ``Encounter`` id, period, status (finished when ``dscg_date``), class (住院 when ``med_type`` starts with 2 or ``med_mdtrt_type`` is 2), serviceType, the user |
+| its ``insutype`` (险种) | an active ``Coverage`` of that type (DIP pricing's 职工 / 居民, the 智能审核 insurance rules) |
 | ``fsi_diagnose_dtos[]`` ``dise_codg``, ``dise_name``, ``maindise_flag``, ``dias_srt_no``, ``inout_dise_type`` (1 入院, 2 出院) | ``Condition`` (医保版 ICD-10), ``Encounter.diagnosis`` rank (main = 1) and use (AD / DD) |
 | ``fsi_operation_dtos[]`` ``oprn_code``, ``oprn_name``, ``main_oprn_flag``, ``oprn_date`` | ``Procedure`` (医保版 ICD-9-CM-3), the main one first |
 | ``fsi_order_dtos[]`` with ``curr_drord_flag`` = 1 (all orders of the current encounter when none is flagged; 3102: all) | draft ``MedicationRequest`` (``hilist_type`` 1xx: drugs) / ``ServiceRequest``, coded with ``hosplist_code`` (the hospital's price list) and ``hilist_code``, quantity ``cnt`` |
@@ -26,7 +27,8 @@ from typing import Any
 YB_DX = "http://www.nhsa.gov.cn/CodeSystem/icd10-yb2.0"
 YB_PX = "http://www.nhsa.gov.cn/CodeSystem/icd9cm3-yb2.0"
 NHSA_LIST = "http://www.nhsa.gov.cn/CodeSystem/hilist"  # 医保目录编码 (hilist_code)
-HOSPITAL_LIST = "http://hospital.example.cn/CodeSystem/charge-item"  # the hospital's own codes
+HOSPITAL_LIST = "http://hospital.example.cn/CodeSystem/charge-item"
+INSUTYPE = "http://www.nhsa.gov.cn/CodeSystem/insutype"  # 险种类型  # the hospital's own codes
 GENDER = {"1": "male", "2": "female", "男": "male", "女": "female"}
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ROLE = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
@@ -222,6 +224,11 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
                                                "entry": [{"resource": r} for r in drafts]}}  # fmt: skip
     if _text(enc, "dr_codg"):
         context["userId"] = f"Practitioner/{_text(enc, 'dr_codg')}"
+    coverages = []
+    if _text(enc, "insutype"):  # 险种 (310 职工, 390 居民, …): the insurance DIP prices and rules check
+        coverages.append({"resourceType": "Coverage", "id": f"cov-{current}", "status": "active",
+                          "type": {"coding": [{"system": INSUTYPE, "code": _text(enc, "insutype")}]},
+                          "beneficiary": {"reference": f"Patient/{patient_id}"}})  # fmt: skip
     return {
         "hook": "order-sign",
         "hookInstance": hook_instance,
@@ -229,6 +236,7 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
         "prefetch": {
             "patient": patient,
             "encounter": encounter,
+            "coverage": _searchset(coverages),
             "conditions": _searchset(conditions),
             "procedures": _searchset(procedures),
             "chargeItems": _searchset(charges),

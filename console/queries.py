@@ -23,11 +23,12 @@ from console.tables import Column, Table
 OVER = 10000  # projected / standard above 1.0000: the stay is over its payment standard
 PAGE_SIZE = 100
 BAND_LABELS: dict[str | None, str] = {
-    "low": "低于 50%",
+    # the thresholds are the region's (``[dip]`` band settings): the labels name the band, not a number
+    "low": "费用超低（低于本地区下限）",
     "normal": "正常区间",
     "approaching": "接近标准",
-    "loss": "超出标准",
-    "high_deviation": "超高（>200%）",
+    "loss": "高于标准",
+    "high_deviation": "费用超高（高于本地区上限）",
     None: "费用未知",
 }
 

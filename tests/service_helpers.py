@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -315,7 +316,15 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 def public_jwk(private_key: Any, kid: str, alg: str) -> dict[str, Any]:
     algo = jwt.get_algorithm_by_name(alg)
-    jwk = json.loads(algo.to_jwk(private_key.public_key()))
+    public = private_key.public_key()
+    jwk = json.loads(algo.to_jwk(public))
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        # RFC 7518 §6.2.1.2: x and y at the full coordinate length. PyJWT < 2.9 drops leading zero
+        # bytes (about 1 key in 128), which the verifier then rightly refuses.
+        size = (public.curve.key_size + 7) // 8
+        numbers = public.public_numbers()
+        for name, value in (("x", numbers.x), ("y", numbers.y)):
+            jwk[name] = base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
     jwk.update(kid=kid, use="sig", alg=alg)
     return jwk
 

@@ -1,7 +1,7 @@
 """Batch outputs loaded into the console: a real ``dip-cds settle`` run is shown and exported with the
 numbers of its files (the console adds nothing and loses nothing), each fund's 结算点值 beside its
-年初点值, its data notice and checks; a ``dip-cds audit`` findings file in the documented columns
-loads, and a bad line loads nothing and is named."""
+年初点值, its data notice and checks; a ``dip-cds audit`` findings file — the real command's output and
+hand-made files in the documented columns — loads, and a bad line loads nothing and is named."""
 
 from __future__ import annotations
 
@@ -154,3 +154,33 @@ def test_an_audit_workbook_loads_like_the_csv_and_a_file_without_rule_ids_is_ref
     (headerless / "findings.csv").write_text("项目名称,违规金额\n静脉输液,12.00\n", encoding="utf-8")
     with pytest.raises(LoadError, match="规则编号"):
         load_audit(console.engine, headerless, "test", console.settings.zone())
+
+
+def test_a_real_dip_cds_audit_output_loads_with_its_summary_totals(tmp_path) -> None:
+    """``dip-cds synth-fees`` + ``dip-cds audit`` (built-in sample rules, DuckDB), then the loader: every
+    finding with its rule, department, doctor and amount; the totals are the run's summary.json."""
+    from click.testing import CliRunner
+
+    from cds_service.cli import main
+
+    data, out = tmp_path / "data", tmp_path / "audit-out"
+    runner = CliRunner()
+    for args in (
+        ["synth-fees", "--output", str(data), "--stays", "150", "--seed", "3"],
+        ["audit", "--fees", str(data / "fees.csv"), "--stays", str(data / "stays.csv"), "--output", str(out)],
+    ):
+        result = runner.invoke(main, ["--home", str(tmp_path / "home"), *args])
+        assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    app = console_app(tmp_path / "console")
+    engine = app.extensions["dip_cds.console"].engine
+    loaded = load_audit(engine, out, "test", app.extensions["dip_cds.console"].settings.zone())
+    expected_cents = int(Decimal(summary["totals"]["amount_at_risk"]) * 100)
+    assert (loaded["findings"], loaded["amount_cents"]) == (summary["totals"]["findings"], expected_cents)
+    rows = _csv(out / "findings.csv")
+    with engine.connect() as conn:
+        stored = conn.execute(select(findings).order_by(findings.c.id)).mappings().all()
+    assert sorted(
+        (r["rule_id"], r["bilg_dept_name"], r["bilg_dr_codg"], r["med_list_codg"]) for r in rows
+    ) == sorted((s["rule_id"], s["department_name"], s["attending_id"], s["item_code"]) for s in stored)
+    assert all(s["rule_kind"] and s["severity"] in ("违规", "可疑") and s["at"] is not None for s in stored)

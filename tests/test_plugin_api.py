@@ -279,8 +279,9 @@ def test_a_national_3101_payload_gets_the_same_dip_card_built_from_its_own_data(
     )
     assert (
         card["summary"]
-        == "I63.9 未特指的脑梗死：支付标准 ¥8,064.00，预计费用 ¥8,000.00（99.2%，接近支付标准）"
-    )
+        == "I63.9 未特指的脑梗死：支付标准 ¥7,795.20，预计费用 ¥8,000.00（102.6%，高于支付标准）"
+    )  # 1,280 points × 5.80 (insutype 310 → 职工's point value) × 1.05 (aged 65 and over)
+    assert "参保类型 职工" in card["detail"]
     refresh_example(EXAMPLE_3101, example, data)
     strip = lambda cards: [{k: v for k, v in c.items() if k != "uuid"} for c in cards]  # noqa: E731
     assert strip(data["cards"]) == strip(example["response"]["cards"])
