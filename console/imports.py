@@ -167,6 +167,7 @@ def load_settle(engine: Engine, folder: Path, who: str, label: str | None = None
         "meta": summary.get("meta"),
         "funds": summary.get("funds"),
         "reconciliation": summary.get("reconciliation"),
+        "notices": summary.get("notices"),
         "ok": summary.get("ok"),
     }
     total = sum(len(rows) for rows in tables.values())

@@ -657,6 +657,7 @@ def settle_summary(summary: dict[str, Any]) -> dict[str, Any]:
         "counts": [(SETTLE_COUNTS.get(k, k), v) for k, v in counts.items()],
         "funds": Table("funds", "基金与点值", FUND_COLUMNS, funds),
         "checks": [c for c in summary.get("reconciliation") or [] if isinstance(c, dict)],
+        "notices": [str(n) for n in summary.get("notices") or [] if isinstance(n, str)],
         "ok": summary.get("ok"),
     }
 

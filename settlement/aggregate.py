@@ -71,7 +71,7 @@ class PeriodResult:
     counts: dict[str, int]
     reconciliation: list[dict]
     duplicates: list[tuple]
-    deduction_problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # printed, in the report and summary.json: read them
     special_cases: list[dict] = field(default_factory=list)
     qc_rules: list[dict] = field(default_factory=list)  # findings of the quality gate by rule
     payment_rules: dict[str, str] = field(default_factory=dict)  # what cases without a group are paid
@@ -321,12 +321,12 @@ def summarize(
     duplicates: list[tuple],
 ) -> PeriodResult:
     """Per-hospital / department / group tables, chart data and reconciliation from table ``settled``."""
-    deductions, deduction_problems = load_deductions(config.deductions_file)
+    deductions, notices = load_deductions(config.deductions_file)
     known_hospitals = {r[0] for r in con.execute("SELECT DISTINCT hospital_id FROM settled").fetchall()}
     per_hospital: dict[str, int] = {}
     for item in deductions:
         if item.hospital_id not in known_hospitals:
-            deduction_problems.append(f"审核扣款的医疗机构 {item.hospital_id} 本期没有病例,未计入")
+            notices.append(f"审核扣款的医疗机构 {item.hospital_id} 本期没有病例,未计入")
             continue
         per_hospital[item.hospital_id] = per_hospital.get(item.hospital_id, 0) + item.amount_cents
 
@@ -459,7 +459,7 @@ def summarize(
         counts=counts,
         reconciliation=reconciliation,
         duplicates=duplicates,
-        deduction_problems=deduction_problems,
+        notices=notices + point_value_notices(plans),
         special_cases=special_cases,
         qc_rules=qc_rule_counts(con),
     )
@@ -476,6 +476,26 @@ def qc_rule_counts(con: duckdb.DuckDBPyConnection) -> list[dict]:
            GROUP BY rule ORDER BY cases DESC, rule"""
     ).fetchall()
     return [{"rule": r, "name": RULE_NAMES.get(r, ""), "cases": int(n)} for r, n in rows]
+
+
+POINT_VALUE_PLAUSIBLE = Decimal(3)  # a 结算点值 beyond 3× or below ⅓ of the 年初点值 is not a year's drift
+
+
+def point_value_notices(plans: list[FundPlan]) -> list[str]:
+    """A settlement point value far from the 年初点值 almost always means the fund budget and the cases
+    settled do not belong together (a whole city's year over one hospital's month, a budget in 万元):
+    the run is arithmetically right and says so, but the point value is not one a bureau would pay."""
+    out = []
+    for plan in plans:
+        if plan.mode != ANNUAL or not plan.point_value or not plan.budget_point_value or plan.problem:
+            continue
+        ratio = plan.point_value / plan.budget_point_value
+        if ratio > POINT_VALUE_PLAUSIBLE or ratio < 1 / POINT_VALUE_PLAUSIBLE:
+            out.append(
+                f"{plan.label}: 结算点值 {plan.point_value:.4f} 是年初点值 {plan.budget_point_value:.4f} 的 "
+                f"{ratio:.2f} 倍，请核对可用基金与本次结算的病例范围是否一致（例如全市全年基金对应部分病例）"
+            )
+    return out
 
 
 def reconcile(

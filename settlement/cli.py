@@ -24,7 +24,7 @@ def _print_report(report) -> None:
     click.echo("对账检查:")
     for check in result.reconciliation:
         click.echo(f"  [{'通过' if check['ok'] else '不通过'}] {check['check']}: {check['detail']}")
-    for problem in result.deduction_problems:
+    for problem in result.notices:
         click.echo(f"  注意: {problem}")
     t = report.timings
     split = ", ".join(

@@ -523,7 +523,7 @@ def render_html(result: PeriodResult, meta: dict, rejected: list[tuple] | None =
         ),
         "losing_departments": _table(losing_departments, DEPARTMENT_COLUMNS, money=MONEY_KEYS),
         "reconciliation": result.reconciliation,
-        "problems": list(result.deduction_problems),
+        "problems": list(result.notices),
         "qc_rules": _table(result.qc_rules, (("rule", "质控规则"), ("name", "说明"), ("cases", "病例数"))),
         "rejected": {
             **_table(
@@ -571,6 +571,7 @@ def write_summary_json(path: Path, result: PeriodResult, meta: dict) -> None:
             for p in result.plans
         ],
         "reconciliation": result.reconciliation,
+        "notices": result.notices,
         "ok": result.ok,
     }
     _atomic_bytes(path, json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8"))

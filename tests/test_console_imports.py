@@ -70,6 +70,8 @@ def test_a_settlement_run_shows_and_exports_exactly_the_numbers_of_its_files(tmp
         assert f"{point:.6f}" in html and f"{start:.6f}" in html
         assert str((point / start).quantize(Decimal("0.01"))) in html
     assert summary["meta"]["数据说明"] in html  # synthetic cases stay labelled as such
+    # the example's city-wide budgets over 300 synthetic cases: the run names the implausible point values
+    assert summary["notices"] and all(f"注意：{n}" in html for n in summary["notices"])
     assert html.count('<li class="ok">通过：') == len(summary["reconciliation"])
     assert "读入病例" in html and "rows_in" not in html
 

@@ -168,7 +168,7 @@ def test_hospital_summary_adds_gain_loss_cmi_assessment_and_deductions(home, tmp
     assert Decimal(h3["net_settlement"]) == Decimal(h3["fund_payment"]) - Decimal("100.00")
     assert Decimal(h1["net_settlement"]) == q2(Decimal(h1["fund_payment"]) * Decimal("0.98"))
     assert h3["review_5x"] == "0" and h1["review_5x"] == "1"
-    assert any("H9" in p for p in report.result.deduction_problems)
+    assert any("H9" in p for p in report.result.notices)
 
 
 def test_monthly_prepayment_uses_year_start_point_value_and_ratio(home, tmp_path):
@@ -234,3 +234,24 @@ def test_quantile_trimming_pays_extreme_cases_at_cost_and_still_balances(home, t
     assert Decimal(cases["t00"]["dip_payment"]) == Decimal(cases["t00"]["total_cost"])
     assert sum(Decimal(r["fund_payment"]) for r in cases.values()) == Decimal("60000.00")
     assert report.result.ok
+
+
+def test_a_point_value_far_from_the_year_start_value_is_named_in_the_run(home, tmp_path):
+    """A whole city's budget over a handful of cases is arithmetically settled, and said to be implausible."""
+    year_start = '\nbudget_point_value = "5.5"\n[settlement.funds.resident]'
+    huge = TWO_FUNDS.replace('budget = "60000.00"', 'budget = "600000000.00"')
+    report = settle(home, [write_cases(tmp_path / "a.csv", _batch())], tmp_path / "a",
+                    huge.replace("\n[settlement.funds.resident]", year_start), region="410400")  # fmt: skip
+    (notice,) = [n for n in report.result.notices if n.startswith("职工医保")]
+    point_value = Decimal(
+        next(f for f in summary(tmp_path / "a")["funds"] if f["fund"] == "employee")["point_value"]
+    )
+    assert f"结算点值 {point_value:.4f} 是年初点值 5.5000 的 {point_value / Decimal('5.5'):.2f} 倍" in notice
+    assert notice in (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
+    assert notice in summary(tmp_path / "a")["notices"]
+    assert report.result.ok  # the arithmetic holds: this is a notice, not a failed check
+
+    near = f'\nbudget_point_value = "{point_value / 2:.4f}"\n[settlement.funds.resident]'  # within 3×
+    report = settle(home, [write_cases(tmp_path / "b.csv", _batch())], tmp_path / "b",
+                    huge.replace("\n[settlement.funds.resident]", near), region="410400")  # fmt: skip
+    assert not [n for n in report.result.notices if n.startswith("职工医保")]
