@@ -12,10 +12,11 @@ Field by field (the rest is ignored; ``patn_name`` and other personal data are n
 | ``data.patient_dtos[0]`` (exactly one patient: a panel shows one) ``patn_id``, ``gend`` (1 男, 2 女), ``brdy`` | ``Patient`` id, gender, birthDate |
 | ``curr_mdtrt_id`` → its ``fsi_encounter_dtos[]`` entry: ``mdtrt_id``, ``adm_date``, ``dscg_date``, ``med_type`` / ``med_mdtrt_type``, ``adm_dept_codg``/``adm_dept_name``, ``dr_codg`` | ``Encounter`` id, period, status (finished when ``dscg_date``), class (住院 when ``med_type`` starts with 2 or ``med_mdtrt_type`` is 2), serviceType, the user |
 | its ``insutype`` (险种) | an active ``Coverage`` of that type (DIP pricing's 职工 / 居民, the 智能审核 insurance rules) |
+| its ``medins_lv`` (医院等级) | the request extension ``yb-audit-hospital-level`` (the 智能审核 限定机构等级 rules) |
 | ``fsi_diagnose_dtos[]`` ``dise_codg``, ``dise_name``, ``maindise_flag``, ``dias_srt_no``, ``inout_dise_type`` (1 入院, 2 出院) | ``Condition`` (医保版 ICD-10), ``Encounter.diagnosis`` rank (main = 1) and use (AD / DD) |
 | ``fsi_operation_dtos[]`` ``oprn_code``, ``oprn_name``, ``main_oprn_flag``, ``oprn_date`` | ``Procedure`` (医保版 ICD-9-CM-3), the main one first |
-| ``fsi_order_dtos[]`` with ``curr_drord_flag`` = 1 (all orders of the current encounter when none is flagged; 3102: all) | draft ``MedicationRequest`` (``hilist_type`` 1xx: drugs) / ``ServiceRequest``, coded with ``hosplist_code`` (the hospital's price list) and ``hilist_code``, quantity ``cnt`` |
-| the other orders of the current encounter ``sumamt``, ``cnt``, ``drord_begn_date`` | ``ChargeItem`` (the cost so far) |
+| ``fsi_order_dtos[]`` with ``curr_drord_flag`` = 1 (all orders of the current encounter when none is flagged; 3102: all) | draft ``MedicationRequest`` (``hilist_type`` 1xx: drugs) / ``ServiceRequest``, coded with ``hosplist_code`` (the hospital's price list) and ``hilist_code``, quantity ``cnt``, ``authoredOn`` from ``drord_begn_date`` (no price: the hospital price list prices drafts, as on every path) |
+| the other orders of the current encounter ``sumamt``, ``cnt``, ``drord_begn_date`` | ``ChargeItem`` (the cost so far); ``medicationRequests`` / ``medicationAdministrations`` are empty (every earlier order is a ChargeItem) |
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def _order(
             item["occurrenceDateTime"] = _when(_text(order, "drord_begn_date"))
         return item
     refs["encounter"] = {"reference": f"Encounter/{encounter_id}"}
+    if _when(_text(order, "drord_begn_date")):  # the day the order applies (frequency, duplicates)
+        refs["authoredOn"] = _when(_text(order, "drord_begn_date"))
     concept = {"coding": codings, "text": name}
     if (_text(order, "hilist_type") or "").startswith("1"):  # 101 西药, 102 中成药, 103 中药饮片
         return {"resourceType": "MedicationRequest", "id": f"rx-{rx_id}", "status": "draft", "intent": "order",
@@ -229,7 +232,7 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
         coverages.append({"resourceType": "Coverage", "id": f"cov-{current}", "status": "active",
                           "type": {"coding": [{"system": INSUTYPE, "code": _text(enc, "insutype")}]},
                           "beneficiary": {"reference": f"Patient/{patient_id}"}})  # fmt: skip
-    return {
+    request: dict[str, Any] = {
         "hook": "order-sign",
         "hookInstance": hook_instance,
         "context": context,
@@ -240,5 +243,11 @@ def to_order_sign(body: Mapping[str, Any], hook_instance: str) -> dict[str, Any]
             "conditions": _searchset(conditions),
             "procedures": _searchset(procedures),
             "chargeItems": _searchset(charges),
+            # every earlier order of the encounter is a ChargeItem above: nothing else to fetch
+            "medicationRequests": _searchset([]),
+            "medicationAdministrations": _searchset([]),
         },
     }
+    if _text(enc, "medins_lv"):  # the hospital's level for the 智能审核 限定机构等级 rules
+        request["extension"] = {"yb-audit-hospital-level": _text(enc, "medins_lv")}
+    return request

@@ -4,6 +4,7 @@ request and result shapes; bad payloads answered in the national error shape wit
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 import pytest
@@ -457,3 +458,23 @@ def test_with_api_keys_configured_the_endpoints_need_one(tmp_path):
             f"{service}/yb/3101", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=5
         )
         assert ok.status_code == 200 and rule_ids(ok.json()) == ["B01-DSEX-0001"]
+
+
+RULE_ID = re.compile(r"B\d{2}(?:-[0-9A-Z]+)+")
+# what the browser plugin's FHIR view of a 3101 payload cannot carry: orders of other encounters
+# (the panel shows the current stay), a history order's stop date (a charge has one date) and a
+# draft's own price (FHIR orders have none: the hospital price list prices them)
+PLUGIN_CANNOT = {"cycle_across_encounters", "drug_course", "main_secondary"}
+
+
+@pytest.mark.parametrize("kind", sorted(set(CASES) - PLUGIN_CANNOT))
+def test_a_3101_payload_sent_to_the_browser_plugin_gets_the_finding_3101_reports(url, kind):
+    """``/plugin/v1/check`` turns the payload into an order-sign request (险种 → Coverage, medins_lv →
+    the hospital level) for every order-sign service: the 智能审核 card names the same rule."""
+    broken, kept, rule_id = (copy.deepcopy(p) for p in CASES[kind])
+    for body, expected in ((broken, [rule_id]), (kept, [])):
+        answer = requests.post(f"{url}/plugin/v1/check", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        cards = [c for c in answer.json()["cards"] if c["service"] == "yb-audit-order-sign"]
+        found = {rid for c in cards for rid in RULE_ID.findall(c["detail"].replace("\\", ""))}
+        assert sorted(found) == expected, [c["summary"] for c in cards]

@@ -89,15 +89,14 @@ def audit_context(app_data: Any, settings: Any, extension: Mapping[str, Any] | N
     home = Path(app_data.home)
     holder = app_data["yb_rules"] if "yb_rules" in getattr(app_data, "names", ()) else RuleHolder(home)
     level = audit.hospital_level if audit.hospital_level is not None else _dip_level(settings)
+    tables = value_tables(home)
     if extension and extension.get(HOSPITAL_LEVEL_EXTENSION) is not None:
-        try:
-            level = parse_level(extension[HOSPITAL_LEVEL_EXTENSION])
-        except Exception:  # noqa: BLE001 - a bad value is ignored, the configured level stays
-            pass
+        # 二级 / 三级甲等 / 1–3, or a 3101 medins_lv code (05 二级甲等 …); a bad value keeps the setting
+        level = tables.level_of(str(extension[HOSPITAL_LEVEL_EXTENSION])) or level
     return AuditContext(
         rules=enabled_rules(holder.current(), audit.disabled_rules),
         settings=audit,
-        tables=value_tables(home),
+        tables=tables,
         local_maps=local_maps_for(home),
         prices=load_prices(home),
         hospital_level=level,
