@@ -118,7 +118,7 @@ def _order(
     except InvalidOperation:
         problems.append(f"{path}.cnt: not a number")
         count = Decimal(1)
-    refs = {"subject": {"reference": f"Patient/{patient_id}"}}
+    refs: dict[str, Any] = {"subject": {"reference": f"Patient/{patient_id}"}}
     if not draft:
         item: dict[str, Any] = {"resourceType": "ChargeItem", "id": f"ci-{rx_id}", "status": "billable",
                                 "code": {"coding": codings, "text": name}, "quantity": {"value": float(count)},
