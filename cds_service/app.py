@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -49,7 +48,7 @@ from cds_service.errors import (
 from cds_service.feedback import FeedbackStore, ReasonDisplay, default_database_url
 from cds_service.fhir_client import FhirClient
 from cds_service.home import resolve_home
-from cds_service.jsonparse import parse_json
+from cds_service.jsonparse import has_lone_surrogate, parse_json
 from cds_service.logging_setup import configure_logging
 from cds_service.outbound import Allowlist, CanonicalUrl, NotAllowed, UrlError, is_loopback_host
 from cds_service.plugins import Plugin, PluginSet, discover
@@ -67,8 +66,6 @@ _HOOK_SCHEMA = HookRequestSchema()
 _CONTEXT_SCHEMAS = {hook: cls() for hook, cls in CONTEXT_SCHEMAS.items()}
 _FEEDBACK_SCHEMA = FeedbackRequestSchema()
 # "\ud800" is valid JSON syntax but no Unicode text: it cannot be stored, logged or answered
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ServiceState:
@@ -139,24 +136,9 @@ def _json_body() -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {msg}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
-    if _ESCAPED_SURROGATE.search(raw) and _has_lone_surrogate(body):
+    if has_lone_surrogate(raw, body):
         raise BadRequest("malformed JSON: a string contains an unpaired surrogate (\\ud800-\\udfff)")
     return body
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _audience() -> str:

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from cds_service.sqlite_wal import use_wal
+
 metadata = MetaData()
 
 # (system, code) of an override reason → its display as the service offers it, or None
@@ -94,10 +96,7 @@ class FeedbackStore:
 
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA busy_timeout=10000")
-                cur.close()
+                use_wal(dbapi_conn)
 
         for attempt in range(3):  # several workers may race to create the table
             try:

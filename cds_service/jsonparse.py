@@ -11,9 +11,13 @@ is one; scanning every body for such digits would cost more than orjson saves).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -22,3 +26,23 @@ def parse_json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(raw)
+
+
+def has_lone_surrogate(raw: bytes, value: Any) -> bool:
+    """Whether the parsed ``value`` holds a string with an unpaired surrogate (``"\\ud800"`` is valid
+    JSON, but such a string cannot be encoded as UTF-8 later: refuse it at the door). The raw bytes
+    are scanned first, so a body without a surrogate escape costs no walk."""
+    if not _ESCAPED_SURROGATE.search(raw):
+        return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

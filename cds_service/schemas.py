@@ -54,7 +54,14 @@ class _BundleField(_ResourceField):
 
 
 class FhirAuthorizationSchema(_Lenient):
-    access_token = fields.String(required=True, validate=validate.Length(min=1))
+    # RFC 6750 b64token (a JWT fits): the token travels in an HTTP header, which takes no other text
+    access_token = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9\-._~+/]+=*$",
+            error="must be an RFC 6750 bearer token (ASCII letters, digits, -._~+/)",
+        ),
+    )
     token_type = fields.String(required=True, validate=validate.OneOf(["Bearer", "bearer"]))
     expires_in = fields.Integer(load_default=None, allow_none=True)
     scope = fields.String(load_default=None, allow_none=True)

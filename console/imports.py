@@ -65,9 +65,9 @@ def _parse_time(text: str, zone: ZoneInfo, fallback: datetime) -> datetime:
         return fallback
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("/", "-"))
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a time before year 1 once in UTC
         raise BadEvent(f"时间无法识别：{text[:30]!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def load_audit(

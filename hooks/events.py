@@ -8,83 +8,18 @@ yuan, the time in UTC (contract: docs/architecture.md, "the assessment event").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from cds_service.encounter_roles import attending, department
 from cds_service.registry import HookRequest
 from hooks.assessment import Assessment
 from hooks.card_views import KINDS, basis_view, cost_position
 
-ATTENDING = "ATND"
-
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(Decimal("0.01")))
-
-
-def _first_coding(concept: Any) -> tuple[str | None, str | None]:
-    if isinstance(concept, list):  # R5: serviceType is a list of CodeableReferences
-        concept = concept[0] if concept else None
-    if isinstance(concept, Mapping) and isinstance(concept.get("concept"), Mapping):
-        concept = concept["concept"]
-    if not isinstance(concept, Mapping):
-        return None, None
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, Mapping) and (coding.get("code") or coding.get("display")):
-            return coding.get("code"), coding.get("display") or concept.get("text")
-    return None, concept.get("text") if isinstance(concept.get("text"), str) else None
-
-
-def _reference(ref: Any) -> tuple[str | None, str | None]:
-    """(id, display) of a Reference; the id is the last path segment, as the HIS sent it."""
-    if not isinstance(ref, Mapping):
-        return None, None
-    target = ref.get("reference")
-    ident = target.rsplit("/", 1)[-1] if isinstance(target, str) and target else None
-    if ident is None and isinstance(ref.get("identifier"), Mapping):
-        ident = ref["identifier"].get("value")
-    display = ref.get("display")
-    return ident, display if isinstance(display, str) else None
-
-
-def department(encounter: Mapping[str, Any] | None) -> dict[str, str | None] | None:
-    """Encounter.serviceType, else serviceProvider, else the first location."""
-    enc = encounter or {}
-    code, name = _first_coding(enc.get("serviceType"))
-    if not (code or name):
-        code, name = _reference(enc.get("serviceProvider"))
-    if not (code or name):
-        locations = [loc for loc in enc.get("location") or [] if isinstance(loc, Mapping)]
-        code, name = _reference(locations[0].get("location")) if locations else (None, None)
-    return {"code": code or name, "name": name or code} if (code or name) else None
-
-
-def attending(encounter: Mapping[str, Any] | None, user_id: str | None) -> dict[str, str | None] | None:
-    """The participant typed ATND, else the only untyped one, else the signed-in user."""
-    people = [p for p in (encounter or {}).get("participant") or [] if isinstance(p, Mapping)]
-
-    def typed(p: Mapping[str, Any]) -> set[str | None]:
-        return {
-            c.get("code")
-            for t in p.get("type") or []
-            if isinstance(t, Mapping)
-            for c in t.get("coding") or []
-            if isinstance(c, Mapping)
-        }
-
-    chosen = next((p for p in people if ATTENDING in typed(p)), None)
-    if chosen is None:
-        untyped = [p for p in people if not p.get("type")]
-        chosen = untyped[0] if len(untyped) == 1 else None
-    if chosen is not None:
-        ident, name = _reference(chosen.get("individual") or chosen.get("actor"))
-        if ident or name:
-            return {"id": ident or name, "name": name}
-    if user_id:
-        return {"id": user_id.rsplit("/", 1)[-1], "name": None}
-    return None
 
 
 def assessment_event(req: HookRequest, assessment: Assessment, cards: list[dict[str, Any]]) -> dict[str, Any]:

@@ -255,6 +255,15 @@ def test_fhir_authorization_without_fhir_server_is_400(client):
     assert any(i.startswith("fhirServer:") for i in issues(response))
 
 
+@pytest.mark.parametrize("token", ["Ā-token", "two words", "line\nbreak", ""])
+def test_an_access_token_that_cannot_travel_in_an_http_header_is_400(client, token):
+    auth = {"access_token": token, "token_type": "Bearer"}
+    body = hook_request("patient-view", fhirServer="http://127.0.0.1:9/fhir", fhirAuthorization=auth)
+    response = client.post("/cds-services/dip-patient-view", json=body)
+    assert response.status_code == 400
+    assert any(i.startswith("fhirAuthorization.access_token:") for i in issues(response)), issues(response)
+
+
 def test_context_problems_are_named_with_their_path(client):
     body = hook_request("order-select")
     del body["context"]["patientId"]

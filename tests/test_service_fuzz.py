@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from hooks.demo_fhir import create_app as create_fhir_app
 from tests.demo_fhir_helpers import DEMO_REQUESTS, demo_request, serving
+from tests.plugin_helpers import EXAMPLE_3101
 from tests.service_helpers import SERVICES, hook_request, make_app
 from tests.test_service_serve import DIP_CDS, dip_cds_serve
 
@@ -80,7 +81,9 @@ FHIR_KEYS = [
     "performedPeriod", "use", "valueCode", "url", "system", "display", "text", "selections",
 ]  # fmt: skip
 DEMOS = sorted(p.stem for p in DEMO_REQUESTS.glob("*.json"))
-ALL_SERVICES = sorted(SERVICES.values())
+AUDIT_SERVICES = ["yb-audit-order-select", "yb-audit-order-sign"]  # 医保智能审核
+ALL_SERVICES = sorted(SERVICES.values()) + AUDIT_SERVICES
+NATIONAL_EXAMPLE = json.loads(EXAMPLE_3101.read_text(encoding="utf-8"))["request"]
 
 
 def paths(value: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -108,6 +111,8 @@ def mutate(body: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
 
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         candidates = [p for p in paths(body) if p and p[0] != "hook"]
+        if not candidates:  # everything deleted already
+            break
         path = candidates[data.draw(st.integers(0, len(candidates) - 1), label="path index")]
         note(f"at {path}")
         parent = container(body, path[:-1])
@@ -174,18 +179,24 @@ def test_mutated_demo_requests_to_every_service(live, name, data):
     body = demo_request(name)
     body["fhirServer"] = live["fhir"]
     body = mutate(body, data)
-    service = f"dip-{body['hook']}" if isinstance(body.get("hook"), str) else "dip-order-sign"
+    prefix = "yb-audit-" if name.startswith("yb-audit-") else "dip-"
+    service = f"{prefix}{body['hook']}" if isinstance(body.get("hook"), str) else "dip-order-sign"
     if data.draw(st.booleans(), label="other service"):  # also the wrong hook for the service
         service = data.draw(st.sampled_from(ALL_SERVICES), label="service")
     if service not in ALL_SERVICES:
         service = "dip-order-sign"
-    send(
-        live,
-        "POST",
-        f"/cds-services/{service}",
-        data=as_bytes(body),
-        headers={"Content-Type": "application/json"},
-    )
+    path = f"/cds-services/{service}"
+    if data.draw(st.integers(0, 3), label="through the browser plugin") == 0:
+        path = "/plugin/v1/check"  # every service of the hook, in one answer
+    send(live, "POST", path, data=as_bytes(body), headers={"Content-Type": "application/json"})
+
+
+@settings(FUZZ, max_examples=150 * SCALE)
+@given(data=st.data(), path=st.sampled_from(["/plugin/v1/check", "/yb/3101", "/yb/3102"]))
+def test_mutated_national_3101_payloads(live, data, path):
+    """The documented 3101 example, mutated, to the plugin API and the national endpoints."""
+    body = mutate(copy.deepcopy(NATIONAL_EXAMPLE), data)
+    send(live, "POST", path, data=as_bytes(body), headers={"Content-Type": "application/json"})
 
 
 @settings(FUZZ, max_examples=150 * SCALE)
@@ -207,6 +218,11 @@ def test_random_json_to_every_service_and_feedback(live, service, body):
             "/readyz",
             "/metrics",
             "/cds-services/dip-order-sign/feedback/summary",
+            "/plugin/v1/check",
+            "/plugin/v1/feedback",
+            "/plugin/v1/token",
+            "/yb/3101",
+            "/yb/3102",
         ]
     ),
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS"]),

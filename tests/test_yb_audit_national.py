@@ -390,7 +390,7 @@ def test_the_bare_data_object_is_accepted_too(url):
 
 
 def test_missing_and_mistyped_fields_are_all_named_in_the_national_error_shape(url):
-    body = CASES["frequency"][0]
+    body = copy.deepcopy(CASES["frequency"][0])  # CASES is shared by the other tests
     patient = body["input"]["data"]["patient_dtos"][0]
     del patient["gend"]
     patient["brdy"] = "1980/13/45"

@@ -52,9 +52,10 @@ def _money(amount: Decimal | None) -> str:
 def self_pay_order(order: Mapping[str, Any], finding: Finding) -> dict[str, Any]:
     """A copy of the draft order marked 自费 for ``finding``'s rule (the input is not changed)."""
     updated = copy.deepcopy(dict(order))
+    present = updated.get("extension")
     extensions = [
         e
-        for e in updated.get("extension") or []
+        for e in (present if isinstance(present, list) else [])
         if not (isinstance(e, dict) and e.get("url") == SELF_PAY_EXTENSION)
     ]
     extensions.append(

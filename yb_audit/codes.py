@@ -99,11 +99,15 @@ def is_national_code(code: str | None, subject: str | None = None) -> bool:
     return found is not None and (subject is None or found == subject)
 
 
-@lru_cache(maxsize=1024)
-def system_subject(system: str | None) -> tuple[bool, str | None]:
+def system_subject(system: Any) -> tuple[bool, str | None]:
     """(is a national drug/item system, its subject or None for the either-kind 医保目录 systems)."""
     if not isinstance(system, str) or not system or len(system) > 500:
-        return False, None
+        return False, None  # checked before the cache: a list or dict sent as a system is unhashable
+    return _system_subject(system)
+
+
+@lru_cache(maxsize=1024)
+def _system_subject(system: str) -> tuple[bool, str | None]:
     key = _system_key(system)
     if key not in _SYSTEMS:
         return False, None

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from costing.fhir_input import codings, reference_id
 from yb_audit.model import Finding
 
 
@@ -27,44 +26,6 @@ def finding_event(finding: Finding) -> dict[str, Any]:
         "amount_at_risk": None if finding.amount_at_risk is None else f"{finding.amount_at_risk:.2f}",
         "message": finding.message,
     }
-
-
-def department_of(encounter: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Encounter.serviceType, else serviceProvider, else the first location (code and name)."""
-    if not encounter:
-        return None
-    service_type = encounter.get("serviceType")
-    if isinstance(service_type, list):  # R5: CodeableReference[]
-        service_type = (service_type[0] or {}).get("concept") if service_type else None
-    for c in codings(service_type):
-        return {"code": c.get("code"), "name": c.get("display") or (service_type or {}).get("text")}
-    provider = encounter.get("serviceProvider")
-    if isinstance(provider, Mapping) and (provider.get("display") or provider.get("reference")):
-        return {"code": reference_id(provider, "Organization"), "name": provider.get("display")}
-    for item in encounter.get("location") or []:
-        location = item.get("location") if isinstance(item, Mapping) else None
-        if isinstance(location, Mapping) and (location.get("display") or location.get("reference")):
-            return {"code": reference_id(location, "Location"), "name": location.get("display")}
-    return None
-
-
-def attending_of(encounter: Mapping[str, Any] | None, user_id: str | None) -> dict[str, Any] | None:
-    """The ATND participant of the encounter, else the user who signs."""
-    for participant in (encounter or {}).get("participant") or []:
-        if not isinstance(participant, Mapping):
-            continue
-        types = participant.get("type") or []
-        if any(c.get("code") == "ATND" for t in types for c in codings(t)):
-            who = participant.get("individual") or participant.get("actor") or {}
-            if isinstance(who, Mapping):
-                ref = who.get("reference")
-                return {
-                    "id": ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None,
-                    "name": who.get("display"),
-                }
-    if user_id:
-        return {"id": user_id.rsplit("/", 1)[-1], "name": None}
-    return None
 
 
 def assessment(

@@ -66,9 +66,9 @@ def _local_time(value: str) -> datetime | None:
         if len(text) == 7:  # YYYY-MM
             return datetime.fromisoformat(text + "-01")
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 has no UTC instant
         return None
-    return moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def birth_date(patient: Mapping[str, Any] | None) -> date | None:
@@ -89,7 +89,7 @@ def _concept_of_medication(resource: Mapping[str, Any]) -> Any:
         and isinstance(reference, Mapping)
         and str(reference.get("reference", "")).startswith("#")
     ):
-        for contained in resource.get("contained") or []:
+        for contained in _items(resource.get("contained")):
             if isinstance(contained, Mapping) and contained.get("id") == reference["reference"][1:]:
                 return contained.get("code")
     return concept
@@ -108,7 +108,7 @@ def _start(resource: Mapping[str, Any]) -> datetime | None:
 
 
 def _repeat(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    for dosage in resource.get("dosageInstruction") or []:
+    for dosage in _items(resource.get("dosageInstruction")):
         timing = dosage.get("timing") if isinstance(dosage, Mapping) else None
         repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
         if isinstance(repeat, Mapping):
@@ -147,11 +147,11 @@ def medication_days(resource: Mapping[str, Any], start: datetime | None) -> tupl
 
 
 def _self_pay(resource: Mapping[str, Any]) -> bool:
-    for extension in resource.get("extension") or []:
+    for extension in _items(resource.get("extension")):
         if isinstance(extension, Mapping) and extension.get("url") == SELF_PAY_EXTENSION:
             if extension.get("valueBoolean") is True:
                 return True
-            for part in extension.get("extension") or []:
+            for part in _items(extension.get("extension")):
                 if (
                     isinstance(part, Mapping)
                     and part.get("url") == "selfPay"
@@ -199,6 +199,16 @@ def insurance_of(coverages: Any, tables: ValueTables) -> str | None:
     return None
 
 
+def _items(value: Any) -> list[Any]:
+    """A FHIR array as sent, or nothing when the client sent something else in its place."""
+    return value if isinstance(value, list) else []
+
+
+def _hashable(value: Any) -> Any:
+    """A coding's system as a cache key: a client may send a list or an object where a string belongs."""
+    return value if value is None or isinstance(value, str) else repr(value)
+
+
 class FhirCaseBuilder:
     """Builds the case of one hook call. Lines of the stay whose code no rule names cannot matter to
     any rule and are left out (a stay's 500 charges are mostly such); drafts are always kept."""
@@ -217,7 +227,7 @@ class FhirCaseBuilder:
         """The concept's national code when a rule names it (else None: the line is left out).
         Resolutions are remembered for the call: a stay charges the same items day after day."""
         found_codings = codings(concept)
-        key = (expect, *((c.get("system"), c.get("code")) for c in found_codings))
+        key = (expect, *((_hashable(c.get("system")), c.get("code")) for c in found_codings))
         if key not in self._seen:
             found = resolve_coding(found_codings, self.local_maps, expect)
             self._seen[key] = found if found.code is not None and self.relevant(found.code) else None
@@ -232,9 +242,9 @@ class FhirCaseBuilder:
         if not isinstance(coding, list) or len(coding) != 1 or not isinstance(coding[0], dict):
             return False
         code = coding[0].get("code")
-        if not code:
+        if not code or not isinstance(code, str):
             return False
-        return self._seen.get((None, (coding[0].get("system"), code)), False)
+        return self._seen.get((None, (_hashable(coding[0].get("system")), code)), False)
 
     def _line(self, resource: Mapping[str, Any], concept: Any, found: Resolved, **kw: Any) -> Line:
         return Line(

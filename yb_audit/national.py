@@ -163,7 +163,7 @@ class _Reader:
         try:  # the usual forms, fast
             moment = datetime.fromisoformat(text)
             return moment.astimezone(CHINA).replace(tzinfo=None) if moment.tzinfo else moment
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 0001-01-01 00:00+14:00 is before year 1 in UTC
             pass
         for fmt in (
             "%Y-%m-%d %H:%M:%S",

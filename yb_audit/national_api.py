@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from cds_service.appdata import get_app_data
-from cds_service.jsonparse import parse_json
+from cds_service.jsonparse import has_lone_surrogate, parse_json
 from cds_service.plugins import publish
 from yb_audit import kinds
 from yb_audit.evaluate import evaluate
@@ -71,7 +71,10 @@ def _answer(infno: str) -> Response:
     if not _authorised(ctx.settings.national_api_keys):
         return Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="yb-audit"'})
     try:
-        body = parse_json(request.get_data(cache=False) or b"null")
+        raw = request.get_data(cache=False) or b"null"
+        body = parse_json(raw)
+        if has_lone_surrogate(raw, body):
+            raise ValueError("unpaired surrogate")
     except (ValueError, RecursionError):
         return _json(envelope(None, received, now_local(), error_message(infno, ["请求体不是有效的 JSON"])))
     local_code = _local_code(ctx)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cds_service.encounter_roles import attending, department
 from cds_service.registry import HookRequest, cds_service
 from costing.fhir_input import resource_label
 from yb_audit.cards import build_cards
 from yb_audit.evaluate import evaluate
-from yb_audit.events import assessment, attending_of, department_of
+from yb_audit.events import assessment
 from yb_audit.fhir_input import build_case, now_local
 from yb_audit.service import audit_context
 
@@ -86,8 +87,8 @@ def audit_orders(req: HookRequest) -> list[dict[str, Any]]:
             patient_id=req.patient_id,
             encounter_id=req.encounter_id,
             encounter_status=(encounter or {}).get("status"),
-            department=department_of(encounter),
-            attending=attending_of(encounter, req.user_id),
+            department=department(encounter),
+            attending=attending(encounter, req.user_id),
             findings=findings,
             cards=cards,
         ),
