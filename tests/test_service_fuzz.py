@@ -4,7 +4,9 @@ bodies, FHIR resources with wrong shapes and extreme values, feedback and its su
 The hook requests start from the demo requests (real prefetch: Encounters, Conditions, ChargeItems,
 draft orders) and replace, delete or add values anywhere in them, so the fuzz reaches the mapping,
 grouping, costing and card code, not only the validation. Missing prefetch is fetched from the demo
-FHIR server on loopback. About 1,300 examples in all; a failure prints the example to reproduce it.
+FHIR server on loopback. The same requests also go through the browser plugin's ``/plugin/v1/check``,
+and the documented 3101 payload, mutated, to it and to ``/yb/3101`` / ``/yb/3102``. About 1,450
+examples in all; a failure prints the example to reproduce it.
 For a deeper local run multiply the example counts with ``DIP_FUZZ_SCALE=10``.
 """
 
