@@ -2,8 +2,11 @@
 
 1. Recording overhead per hook call: the demo order-sign request through the real app (reference
    data preloaded), N calls; the time spent in the ``assessment`` subscriber (the spool write) is
-   measured around each call, p50/p99. For the decision recorded in console/recorder.py, the same
-   event stored by a synchronous SQLite WAL insert in 1, 2 and 4 processes writing at once.
+   measured around each call, p50/p99 — twice: in a process patched as gunicorn's gevent worker
+   (the default of ``dip-cds serve``; the drainer is a greenlet) and with OS threads (sync / gthread
+   workers; there a spool write that returns while the drainer holds the GIL waits for it). For the
+   decision recorded in console/recorder.py, the same event stored by a synchronous SQLite WAL
+   insert in 1, 2 and 4 processes writing at once.
 2. The 在院监控 page with 3,000 open stays and 1,000,000 stored assessments (rows generated
    directly into the SQLite database, 47,000 closed stays besides): server render time of
    ``GET /console/stays`` (signed in, first page, and filtered by department), median and p95.
@@ -23,6 +26,7 @@ import random
 import secrets
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +59,7 @@ def _sync_writer(url: str, n: int, out) -> None:  # noqa: ANN001
     out.put(times)
 
 
-def recording(home: Path, calls: int) -> None:
+def recording(home: Path, calls: int, sync_alternative: bool = True) -> None:
     from console.db import engine_for, migrate
     from tests.console_helpers import console_app
     from tests.demo_fhir_helpers import demo_request
@@ -96,6 +100,8 @@ def recording(home: Path, calls: int) -> None:
         f"recording, this thread's CPU time:  p50 {pct(cpu, 0.5):.4f} ms, p99 {pct(cpu, 0.99):.4f} ms, max {max(cpu) * 1000:.4f} ms"
     )
 
+    if not sync_alternative:
+        return
     url = f"sqlite:///{home / 'sync.sqlite'}"
     migrate(engine_for(url))
     for procs in (1, 2, 4):
@@ -224,6 +230,18 @@ def page(home: Path, assessments_total: int, open_stays: int) -> None:
         )
 
 
+# the recording measurement in a process patched as gunicorn's gevent worker patches itself
+GEVENT_RECORDING = """
+from gevent import monkey
+monkey.patch_all()
+import sys
+from pathlib import Path
+sys.path.insert(0, "benchmarks")
+import bench_console
+bench_console.recording(Path(sys.argv[1]), int(sys.argv[2]), sync_alternative=False)
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,7 +254,14 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-console-"))
     home.mkdir(parents=True, exist_ok=True)
     print(f"host: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min) at start")
-    recording(home, args.calls)
+    print("-- recording with gevent workers (the default of `dip-cds serve`: the drainer is a greenlet)")
+    subprocess.run(
+        [sys.executable, "-c", GEVENT_RECORDING, str(home / "gevent"), str(args.calls)],
+        check=True,
+        cwd=ROOT,
+    )
+    print("-- recording with OS threads (sync / gthread workers: the drainer is a thread)")
+    recording(home / "threads", args.calls)
     page(home, args.assessments, args.open_stays)
     print(f"host: load average {os.getloadavg()[0]:.2f} (1 min) at the end")
 
