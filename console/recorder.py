@@ -1,8 +1,9 @@
 """Records every ``assessment`` event without making the doctor wait, and without losing one.
 
 The hook call pays for one ``write(2)`` of a JSON line to this process's spool file (an append-only
-file under the data home, locked by the process for its lifetime). A drainer thread moves the
-lines into the database in batches (one transaction each) and then empties the file. Chosen by
+file under the data home, locked by the process for its lifetime). A drainer thread (a greenlet
+under gevent workers) moves the lines into the database — one event per transaction, pausing
+between them, so the hook calls beside it never wait long — and then empties the file. Chosen by
 measurement (benchmarks/bench_console.py): a synchronous SQLite insert per hook call costs several
 times the 1 ms budget at p99 once workers contend for the write lock, and a PostgreSQL commit is a
 network round trip plus an fsync; the spool write is ~10 µs.
