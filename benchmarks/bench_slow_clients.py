@@ -23,7 +23,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _load import ManagedProcess, clean_env, closed_loop, free_port, percentiles, start_service  # noqa: E402
 
-from tests.service_helpers import hook_request  # noqa: E402
+from tests.service_helpers import hook_request, open_slow_body, trickling  # noqa: E402
 
 MAX_STARVED = 6  # per phase
 
@@ -50,16 +49,6 @@ def start(server: str, home: Path, port: int, workers: int) -> ManagedProcess:
         return proc
     threads = 4 if server == "gthread" else 1
     return start_service(home, port, workers, threads, env, server)
-
-
-def slow_connection(port: int, mode: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    if mode == "slow-body":
-        sock.sendall(
-            b"POST /cds-services/dip-order-sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 100000\r\n\r\n{"hook": '
-        )
-    return sock
 
 
 def timings(port: int, rounds: int, timeout: float) -> dict[str, Any]:
@@ -99,29 +88,16 @@ def measure(server: str, args: argparse.Namespace) -> dict[str, Any]:
         timings(port, 20, args.timeout)  # warm-up
         result["quiet"] = timings(port, args.rounds, args.timeout)
         for mode in ("slow-body", "idle"):
-            socks = [slow_connection(port, mode) for _ in range(args.slow)]
-            stop = threading.Event()
-
-            def trickle(
-                socks: list[socket.socket] = socks, mode: str = mode, stop: threading.Event = stop
-            ) -> None:
-                while mode == "slow-body" and not stop.wait(0.5):
-                    for sock in socks:
-                        try:
-                            sock.sendall(b" ")
-                        except OSError:
-                            pass
-
-            feeder = threading.Thread(target=trickle, daemon=True)
-            feeder.start()
-            time.sleep(0.5)
-            try:
+            slow_body = mode == "slow-body"
+            socks = [
+                open_slow_body(port)
+                if slow_body
+                else socket.create_connection(("127.0.0.1", port), timeout=5)
+                for _ in range(args.slow)
+            ]
+            with trickling(socks, feed=slow_body):
+                time.sleep(0.5)
                 result[mode] = timings(port, args.rounds, args.timeout)
-            finally:
-                stop.set()
-                feeder.join()
-                for sock in socks:
-                    sock.close()
             time.sleep(0.5)
         body = json.dumps(hook_request("order-sign")).encode()
         load = closed_loop(port, "/cds-services/dip-order-sign", body, args.clients, 3, args.load_seconds)

@@ -33,14 +33,6 @@ def require_chromium() -> None:
         pytest.skip(f"{CHROMIUM} not installed (.ci/run installs it with apt)")
 
 
-@contextmanager
-def playwright_session() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        yield pw
-
-
 class ConsoleWatch:
     """Console errors and page exceptions of a page (a browser test fails on any)."""
 

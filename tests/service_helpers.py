@@ -411,3 +411,41 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what this test started
             proc.wait(5)
+
+
+# ----------------------------------------------------------------------------- slow clients
+
+
+def open_slow_body(port: int, declared: int = 100_000) -> socket.socket:
+    """A connection that announced a JSON body and sends only its first bytes."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    head = (
+        "POST /cds-services/dip-order-sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"hook": "order-sign", ')
+    return sock
+
+
+@contextmanager
+def trickling(socks: list[socket.socket], feed: bool = True) -> Iterator[None]:
+    """Keep slow connections alive (one more byte each every 0.5 s when ``feed``); closes them on exit."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while feed and not stop.wait(0.5):
+            for sock in socks:
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    pass
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        feeder.join()
+        for sock in socks:
+            sock.close()

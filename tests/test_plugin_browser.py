@@ -18,11 +18,10 @@ from tests.browser_helpers import (
     ConsoleWatch,
     feedback_rows,
     his_and_service,
-    playwright_session,
     require_chromium,
     screenshot,
 )
-from tests.chromium_helpers import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium_helpers import chromium
 from tests.plugin_helpers import EXAMPLE_3101
 
 
@@ -36,10 +35,8 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(stack):
-    with playwright_session() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

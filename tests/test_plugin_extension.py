@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import sync_playwright
 
 from browser_plugin.extension import (
     build,
@@ -26,7 +27,6 @@ from tests.browser_helpers import (
     ConsoleWatch,
     feedback_rows,
     his_and_service,
-    playwright_session,
     require_chromium,
     screenshot,
 )
@@ -52,7 +52,7 @@ def extension(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(stack, extension, tmp_path_factory):
     """MV3 extensions need a persistent context; Playwright's headless mode is Chromium's new headless."""
-    with playwright_session() as pw:
+    with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("profile")),
             executable_path=CHROMIUM,

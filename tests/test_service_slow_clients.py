@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.service_helpers import hook_request
+from tests.service_helpers import hook_request, open_slow_body, trickling
 from tests.test_service_serve import DIP_CDS, dip_cds_serve
 
 pytestmark = pytest.mark.skipif(not DIP_CDS.exists(), reason="dip-cds console script not installed")
@@ -34,17 +34,6 @@ def server(tmp_path_factory) -> Iterator[str]:
 
 def port_of(base: str) -> int:
     return int(base.rsplit(":", 1)[1])
-
-
-def open_slow_body(port: int, declared: int = 100_000) -> socket.socket:
-    """A connection that announced a JSON body and sends only its first bytes."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    head = (
-        "POST /cds-services/dip-order-sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {declared}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + b'{"hook": "order-sign", ')
-    return sock
 
 
 def timed(call) -> float:
@@ -70,26 +59,9 @@ def latencies(base: str, rounds: int = 30) -> dict[str, list[float]]:
 def test_fifty_slow_body_connections_do_not_slow_healthz_or_hooks(server):
     usual = latencies(server)
     slow = [open_slow_body(port_of(server)) for _ in range(SLOW_CONNECTIONS)]
-    stop = threading.Event()
-
-    def trickle() -> None:  # keep every slow connection alive: one more byte every 0.5 s
-        while not stop.wait(0.5):
-            for sock in slow:
-                try:
-                    sock.sendall(b" ")
-                except OSError:
-                    pass
-
-    feeder = threading.Thread(target=trickle, daemon=True)
-    feeder.start()
-    try:
+    with trickling(slow):
         time.sleep(0.5)
         loaded = latencies(server)
-    finally:
-        stop.set()
-        feeder.join()
-        for sock in slow:
-            sock.close()
     for kind in ("healthz", "order-sign"):
         before, during = statistics.median(usual[kind]), statistics.median(loaded[kind])
         # "usual latency": the median may not triple (plus 20 ms of scheduling noise on a shared
