@@ -22,6 +22,9 @@ def plugin_service(home: Path, *, services: Iterable[ServiceDefinition] = (), **
     """The real service (installed plugins, reference data preloaded as ``dip-cds serve`` does) with
     the given sections, plus a ``test`` plugin answering ``services`` when given."""
     sections.setdefault("logging", {"level": "WARNING"})
+    # the fetches from the demo FHIR server must not race the 0.4 s default deadline on a busy CI
+    # machine: these tests are about what a check answers (the deadline has its own tests)
+    sections.setdefault("prefetch", {"deadline_seconds": 5})
     extra = tuple(services)
     plugins = [*discover(), Plugin(name="test", services=lambda: extra)]
     app = create_app(settings=settings_from_mapping(sections, plugins=plugins), home=home, plugins=plugins)
